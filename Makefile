@@ -1,0 +1,45 @@
+# Two commands on a fresh machine with only Python: `make run` and `make test`.
+SHELL := bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+export PORT HOST
+FLASK := $(BIN)/flask --app app
+
+.PHONY: venv install migrate run web worker test bench clean
+
+# (Re)create the virtualenv when it is missing, broken, or older than pyproject.toml.
+$(STAMP): pyproject.toml
+	@$(BIN)/python -c "import sys" 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+venv install: $(STAMP)
+
+migrate: $(STAMP)
+	$(FLASK) db upgrade
+
+# Web server and job worker together, in the foreground; Ctrl-C stops both.
+run: migrate
+	@trap 'kill 0' EXIT INT TERM; \
+	$(FLASK) worker & \
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+web: migrate
+	$(FLASK) run --host $(HOST) --port $(PORT)
+
+worker: migrate
+	$(FLASK) worker
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: migrate
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

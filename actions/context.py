@@ -1,0 +1,92 @@
+"""What an action gets to work with: the enrolled record, its inputs, the two clients and the settings.
+
+The worker builds the context; actions never import Flask or `app`. The Protocols below are all an
+action may use of the clients, so the fakes in tests and the real clients stay interchangeable.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol
+
+# Fixed namespace: request ids must stay the same across processes and releases for one execution step.
+REQUEST_ID_NAMESPACE = uuid.UUID("6f1b8f4e-3c57-4b0e-9a51-0c1d2e3f4a5b")
+
+
+class CRM(Protocol):
+    def get_object(self, object_type: str, object_id: str, properties: list[str]) -> dict: ...
+    def read_objects(self, object_type: str, ids: list[str], properties: list[str]) -> list[dict]: ...
+    def associations(self, object_type: str, object_id: str, to_type: str) -> list[dict]: ...
+
+
+class Books(Protocol):
+    realm_id: str
+    company_name: str
+
+    def query(self, select: str) -> list[dict]: ...
+    def query_batch(self, selects: list[str]) -> list[list[dict]]: ...
+    def read(self, entity: str, entity_id: str) -> dict | None: ...
+    def preferences(self) -> dict: ...
+    def create(self, entity: str, body: dict, *, request_id: str) -> dict: ...
+
+
+class Journal(Protocol):
+    """Where an action leaves a trace that outlives a crash: writes made so far, decisions worth showing."""
+
+    def wrote(self, step: str, entity: str, record: dict) -> None: ...
+    def written(self, step: str) -> dict | None: ...
+    def note(self, text: str) -> None: ...
+
+
+class Mappings(Protocol):
+    """Remembered HubSpot → QuickBooks matches for this connection (kind: contact, company, product)."""
+
+    def get(self, kind: str, hubspot_id: str) -> str | None: ...
+    def remember(self, kind: str, hubspot_id: str, quickbooks_id: str) -> None: ...
+    def forget(self, kind: str, hubspot_id: str) -> None: ...
+
+
+@dataclass
+class ActionContext:
+    portal_id: int
+    callback_id: str
+    action: str
+    object_type: str  # DEAL, QUOTE or COMMERCE_PAYMENT, as HubSpot names it
+    object_id: str
+    inputs: Mapping[str, str]
+    crm: CRM
+    books: Books
+    journal: Journal
+    mappings: Mappings
+    settings: Mapping[str, object] = field(default_factory=dict)
+    quickbooks_app_url: str = "https://app.qbo.intuit.com"
+
+    def request_id(self, step: str) -> str:
+        """QuickBooks' idempotency key for one write of this execution: same step, same id, on every retry."""
+        return str(uuid.uuid5(REQUEST_ID_NAMESPACE, f"{self.portal_id}:{self.callback_id}:{step}"))
+
+    def input(self, name: str, default: str = "") -> str:
+        value = self.inputs.get(name)
+        return default if value is None or str(value).strip() == "" else str(value).strip()
+
+    def document_url(self, entity: str, entity_id: str) -> str:
+        return f"{self.quickbooks_app_url}/app/{entity.lower()}?txnId={entity_id}"
+
+
+@dataclass
+class ActionResult:
+    document: dict  # the QuickBooks record created (or found to be ours)
+    entity: str  # QuickBooks' name for it: Invoice, Estimate, ...
+    customer_id: str = ""
+    extra_outputs: dict[str, str] = field(default_factory=dict)
+
+    def output_fields(self, ctx: ActionContext) -> dict[str, str]:
+        document_id = str(self.document["Id"])
+        return {
+            "quickbooks_document_id": document_id,
+            "quickbooks_document_number": str(self.document.get("DocNumber") or ""),
+            "quickbooks_document_url": ctx.document_url(self.entity, document_id),
+            "quickbooks_customer_id": self.customer_id,
+            "error_code": "",
+            "error_message": "",
+            **self.extra_outputs,
+        }

@@ -1,0 +1,203 @@
+"""The one error catalogue: every failure becomes a stable error_code, a plain message and its fix.
+
+Codes are a contract (workflows branch on them and hubspot-app.json has an executionRule per code):
+add new ones, never rename. Steps raise `ActionError(code, **details)`; QuickBooks faults arrive as
+`QuickBooksFault` and are mapped here, as data, by `explain_fault`.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    message: str  # what happened; str.format()-ed with the error's details
+    fix: str  # what the HubSpot admin can do about it
+    retryable: bool = False
+
+
+CATALOGUE: dict[str, Entry] = {
+    "ACTION_NOT_AVAILABLE": Entry(
+        "The action '{action}' is not available on this server yet.",
+        "Update qbo-actions to a version that includes it, or use another action for now.",
+    ),
+    "QUICKBOOKS_NOT_CONNECTED": Entry(
+        "{reason}",
+        "Open the qbo-actions console and connect QuickBooks, or pick one of the connected companies "
+        "in the action's 'QuickBooks account' field.",
+    ),
+    "QUICKBOOKS_AUTH_EXPIRED": Entry(
+        "QuickBooks no longer accepts the connection to '{company}' (its authorization expired or was revoked).",
+        "Reconnect QuickBooks in the qbo-actions console, then re-enroll the record.",
+    ),
+    "QUICKBOOKS_UNAVAILABLE": Entry(
+        "QuickBooks kept failing or throttling our requests ({reason}), even after several retries.",
+        "Nothing is wrong with the record: re-enroll it later. If it keeps happening, check status.quickbooks.intuit.com.",
+        retryable=True,
+    ),
+    "QUICKBOOKS_VALIDATION": Entry(
+        "QuickBooks refused the {entity}: {fault_message}{fault_detail}.",
+        "Correct the data QuickBooks names (in HubSpot, or in QuickBooks for its own records), then re-enroll the record.",
+    ),
+    "CONTACT_MISSING": Entry(
+        "The {object_label} has no {party} to bill.",
+        "Associate a contact (or a primary company, per the action's 'Customer' field) with the record, then re-enroll it.",
+    ),
+    "CONTACT_NOT_ELIGIBLE": Entry(
+        "Contact {contact} does not meet the data-sync filter '{condition}'.",
+        "Update the contact so it meets the filter, or change the filters with 'flask settings set', then re-enroll the record. "
+        "Enroll only records whose contacts pass the filters to avoid this failure.",
+    ),
+    "CUSTOMER_NOT_FOUND": Entry(
+        "QuickBooks customer {customer_id} no longer exists and no other customer matches {contact}.",
+        "Re-activate the customer in QuickBooks, or let qbo-actions create a new one by re-enrolling the record.",
+    ),
+    "DUPLICATE_DISPLAY_NAME": Entry(
+        "QuickBooks already has a customer, vendor or employee named '{display_name}', so the customer for {contact} "
+        "cannot be created with that name.",
+        "Rename the existing QuickBooks record, or set display_name_conflicts to 'disambiguate' so qbo-actions picks "
+        "a free name such as 'Name (email)'.",
+    ),
+    "NO_LINE_ITEMS": Entry(
+        "The {object_label} has no line items.",
+        "Add line items to the record, or choose a QuickBooks product in the action's 'Products' field, then re-enroll it.",
+    ),
+    "PRODUCT_NOT_FOUND": Entry(
+        "These line items have no matching QuickBooks product: {lines}.",
+        "Use QuickBooks products on the line items (matching SKU or name), or set 'Create the product in QuickBooks "
+        "if it doesn't exist' to Yes, then re-enroll the record.",
+    ),
+    "INVALID_INPUT": Entry(
+        "{reason}",
+        "Pick a current value in the action's settings in the workflow editor, then re-enroll the record.",
+    ),
+    "SERVICE_DATE_REQUIRED": Entry(
+        "QuickBooks revenue recognition needs a service date on every line, and none could be set{where}.",
+        "Give the line items a billing start date or the deal a close date, set service_dates to 'always', "
+        "or turn off revenue recognition in QuickBooks.",
+    ),
+    "DUPLICATE_DOCUMENT_NUMBER": Entry(
+        "QuickBooks already has a document numbered '{number}'{holder}.",
+        "Renumber the conflicting QuickBooks document, or let QuickBooks number documents (document_numbers="
+        "'quickbooks', or turn off Custom transaction numbers in QuickBooks), then re-enroll the record.",
+    ),
+    "QUICKBOOKS_DOCUMENT_CHANGED": Entry(
+        "The QuickBooks {entity} was changed in QuickBooks after qbo-actions wrote it, so it cannot be updated.",
+        "Revert the change in QuickBooks and make the adjustment in HubSpot instead, then re-enroll the record.",
+    ),
+    "QUICKBOOKS_PERIOD_CLOSED": Entry(
+        "The transaction date falls in a period whose books are closed in QuickBooks.",
+        "Ask your accountant to reopen the period (or change the closing date) in QuickBooks, then re-enroll the record.",
+    ),
+    "TAXABLE_LINES_NOT_ALLOWED": Entry(
+        "A paid invoice can only hold non-taxable lines, and these are taxable: {lines}.",
+        "Use 'Create a QuickBooks sales receipt' for payments with taxable line items.",
+    ),
+    "NOT_FULLY_REFUNDED": Entry(
+        "The payment is not fully refunded (status: {status}).",
+        "Enroll only fully refunded payments (Latest status is Refunded) in this workflow.",
+    ),
+    "PAYMENT_FROM_INVOICE": Entry(
+        "The payment was made against a HubSpot invoice, which the QuickBooks integration already syncs.",
+        "Add the enrollment filter 'Source is not equal to all of Invoice' to avoid duplicate invoices.",
+    ),
+    "INTERNAL_ERROR": Entry(
+        "qbo-actions hit an unexpected error ({reason}).",
+        "Re-enroll the record; if it fails again, report it with the execution id shown in the qbo-actions console.",
+    ),
+}
+
+
+class ActionError(Exception):
+    """A business failure: the action ends FAIL_CONTINUE with this code and message."""
+
+    def __init__(self, code: str, **details):
+        if code not in CATALOGUE:
+            raise KeyError(f"unknown error code {code!r}: add it to the catalogue first")
+        self.code = code
+        self.details = details
+        super().__init__(self.message)
+
+    @property
+    def entry(self) -> Entry:
+        return CATALOGUE[self.code]
+
+    @property
+    def message(self) -> str:
+        return f"{self.entry.message.format_map(_Missing(self.details))} {self.entry.fix}"
+
+
+class _Missing(dict):
+    def __missing__(self, key):
+        return "?"
+
+
+class TransientError(Exception):
+    """HubSpot or QuickBooks is down, slow or throttling: try the whole step again later."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, service: str = "QuickBooks"):
+        self.reason = reason
+        self.retry_after = retry_after
+        self.service = service
+        super().__init__(reason)
+
+
+class QuickBooksFault(Exception):
+    """A fault QuickBooks answered with, read off python-quickbooks' exception."""
+
+    def __init__(self, code: int, message: str, detail: str = "", element: str = "", entity: str = ""):
+        self.code = code
+        self.message = message
+        self.detail = detail or ""
+        self.element = element or ""
+        self.entity = entity
+        super().__init__(f"QuickBooks fault {code}: {message} {detail}".strip())
+
+    def mentions(self, text: str) -> bool:
+        return text.lower() in f"{self.message} {self.detail}".lower()
+
+
+class QuickBooksAuthExpired(Exception):
+    """The connection's refresh token was refused: only the admin reconnecting can fix it."""
+
+    def __init__(self, company: str):
+        self.company = company
+        super().__init__(f"QuickBooks authorization for {company} expired")
+
+
+# Fault code → error code; some codes need a look at the text (6000 is QuickBooks' catch-all).
+FAULT_CODES = {
+    6240: "DUPLICATE_DISPLAY_NAME",
+    6140: "DUPLICATE_DOCUMENT_NUMBER",
+    5010: "QUICKBOOKS_DOCUMENT_CHANGED",
+    6210: "QUICKBOOKS_PERIOD_CLOSED",
+    2500: "INVALID_INPUT",
+    610: "INVALID_INPUT",
+}
+TRANSIENT_FAULT_CODES = {3001, 10000}  # throttled; QuickBooks' own "application error"
+
+
+def explain_fault(fault: QuickBooksFault, **details) -> ActionError:
+    """Turn a QuickBooks fault that no step handled into the catalogue's words."""
+    code = FAULT_CODES.get(fault.code)
+    if fault.code == 6000 and fault.mentions("service date"):
+        code = "SERVICE_DATE_REQUIRED"
+    if code == "INVALID_INPUT":
+        details.setdefault("reason", f"QuickBooks cannot use a value it was given ({fault.element or 'a reference'}): "
+                                     f"{fault.message}. {fault.detail}".strip())
+    if code is None:
+        code = "QUICKBOOKS_VALIDATION"
+    details.setdefault("entity", fault.entity or "document")
+    details.setdefault("fault_message", fault.message.rstrip("."))
+    details.setdefault("fault_detail", f" ({fault.detail.rstrip('.')})" if fault.detail else "")
+    details.setdefault("number", _doc_number_from(fault.detail))
+    details.setdefault("holder", f" ({fault.detail})" if fault.detail else "")
+    details.setdefault("display_name", "?")
+    details.setdefault("where", "")
+    return ActionError(code, fault_code=fault.code, **details)
+
+
+def _doc_number_from(detail: str) -> str:
+    marker = "DocNumber="
+    if marker not in detail:
+        return "?"
+    return detail.split(marker, 1)[1].split()[0]

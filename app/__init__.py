@@ -1,0 +1,68 @@
+"""qbo-actions: HubSpot workflow actions that create QuickBooks Online documents."""
+
+import logging
+import os
+
+from flask import Flask
+
+from app.config import finish_config, load_config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_path=os.environ.get("INSTANCE_PATH") or None, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.from_mapping(load_config(app.instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+    finish_config(app.config, app.instance_path)
+    configure_logging(app)
+    init_sentry(app)
+    init_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app):
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def init_sentry(app):
+    if app.config["SENTRY_DSN"]:
+        import sentry_sdk
+
+        # send_default_pii off: request bodies and headers (signatures, tokens) never leave the server.
+        sentry_sdk.init(dsn=app.config["SENTRY_DSN"], send_default_pii=False, environment=app.config["APP_ENV"])
+
+
+def init_extensions(app):
+    from app import queue
+    from app.extensions import db
+    from app.storage import crypto
+
+    crypto.configure(app.config["TOKEN_ENCRYPTION_KEYS"])
+    db.init_app(app)
+    queue.init_app(app)
+
+
+def register_blueprints(app):
+    from app.blueprints import actions, health, oauth
+
+    for module in (health, actions, oauth):
+        app.register_blueprint(module.bp)
+
+
+def register_errorhandlers(app):
+    from app.blueprints.errors import init_app
+
+    init_app(app)
+
+
+def register_commands(app):
+    from app import commands
+    from app.storage import migrate
+
+    migrate.init_app(app)
+    commands.init_app(app)

@@ -1,0 +1,1 @@
+"""One blueprint per module: HubSpot action endpoints, OAuth, health."""

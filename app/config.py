@@ -1,0 +1,144 @@
+"""Every setting, read from the environment (12-factor).
+
+Flask config keys carry the environment variable names, so `app.config["PUBLIC_URL"]` is `$PUBLIC_URL`.
+In development the two keys are generated once and kept in the instance folder; production
+(`APP_ENV=production`) refuses them and lists every missing setting in one message.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+QBO_API_BASE_URLS = {
+    "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
+    "production": "https://quickbooks.api.intuit.com/v3",
+}
+QBO_APP_URLS = {
+    "sandbox": "https://app.sandbox.qbo.intuit.com",
+    "production": "https://app.qbo.intuit.com",
+}
+
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "TOKEN_ENCRYPTION_KEY",
+    "DATABASE_URL",
+    "PUBLIC_URL",
+    "HUBSPOT_APP_ID",
+    "HUBSPOT_CLIENT_ID",
+    "HUBSPOT_CLIENT_SECRET",
+    "QBO_CLIENT_ID",
+    "QBO_CLIENT_SECRET",
+)
+
+DEFAULTS = {
+    "APP_ENV": "development",
+    "PORT": "5000",
+    "REDIS_URL": "",
+    "HUBSPOT_APP_ID": "",
+    "HUBSPOT_CLIENT_ID": "",
+    "HUBSPOT_CLIENT_SECRET": "",
+    "HUBSPOT_DEVELOPER_API_KEY": "",
+    "HUBSPOT_DEVELOPER_TOKEN": "",
+    "HUBSPOT_API_BASE_URL": "https://api.hubapi.com",
+    "HUBSPOT_AUTHORIZE_URL": "https://app.hubspot.com/oauth/authorize",
+    "HUBSPOT_API_VERSION": "2026-03",
+    "QBO_CLIENT_ID": "",
+    "QBO_CLIENT_SECRET": "",
+    "QBO_ENVIRONMENT": "sandbox",
+    "QBO_MINOR_VERSION": "75",
+    "SENTRY_DSN": "",
+    # How long HubSpot keeps a blocked action waiting for our callback (ISO-8601 duration).
+    "EXECUTION_EXPIRY": "P6D",
+    # Seconds an HTTP call to HubSpot or QuickBooks may take before it counts as a transient failure.
+    "HTTP_TIMEOUT": "30",
+    "WORKER_THREADS": "4",
+    "QUEUE_NAME": "qbo-actions",
+    # An execution untouched this long with no job scheduled is considered lost and enqueued again.
+    "STALE_AFTER_SECONDS": "180",
+    "LOG_LEVEL": "INFO",
+    # Seconds between tries of an execution after transient failures; then QUICKBOOKS_UNAVAILABLE.
+    "RETRY_DELAYS": "15,60,300,900,1800,3600",
+    # Seconds between tries of a callback completion; the last repeats until the execution expires.
+    "CALLBACK_RETRY_DELAYS": "10,30,60,300,900,1800,3600",
+}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message lists every problem at once."""
+
+
+def load_config(instance_path: str, environ=None) -> dict:
+    environ = os.environ if environ is None else environ
+    config = {key: environ.get(key, default) for key, default in DEFAULTS.items()}
+    for key in ("DATABASE_URL", "SECRET_KEY", "TOKEN_ENCRYPTION_KEY", "PUBLIC_URL", "QBO_API_BASE_URL", "QBO_APP_URL"):
+        config[key] = environ.get(key, "")
+    config["PUBLIC_URL"] = config["PUBLIC_URL"] or f"http://localhost:{config['PORT']}"
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = "sqlite:///" + str(Path(instance_path) / "qbo-actions.db")
+    config["QUEUE_SQLITE_PATH"] = environ.get("QUEUE_SQLITE_PATH", str(Path(instance_path) / "queue.db"))
+    environment = config["QBO_ENVIRONMENT"]
+    config["QBO_API_BASE_URL"] = config["QBO_API_BASE_URL"] or QBO_API_BASE_URLS.get(
+        environment, QBO_API_BASE_URLS["production"]
+    )
+    config["QBO_APP_URL"] = config["QBO_APP_URL"] or QBO_APP_URLS.get(environment, QBO_APP_URLS["production"])
+    return config
+
+
+def finish_config(config: dict, instance_path: str) -> None:
+    """Normalise types, fill development keys and check production settings (after test overrides)."""
+    config["DATABASE_URL"] = normalise_database_url(config["DATABASE_URL"])
+    config["PUBLIC_URL"] = config["PUBLIC_URL"].rstrip("/")
+    for key in ("HTTP_TIMEOUT", "STALE_AFTER_SECONDS"):
+        config[key] = float(config[key])
+    for key in ("WORKER_THREADS", "QBO_MINOR_VERSION"):
+        config[key] = int(config[key])
+    for key in ("RETRY_DELAYS", "CALLBACK_RETRY_DELAYS"):
+        if isinstance(config[key], str):
+            config[key] = [float(d) for d in config[key].split(",") if d.strip()]
+    # Several secrets, comma-separated, let a rotated HubSpot client secret overlap with the old one.
+    config["HUBSPOT_CLIENT_SECRETS"] = [s.strip() for s in config["HUBSPOT_CLIENT_SECRET"].split(",") if s.strip()]
+    if config["APP_ENV"] == "production":
+        missing = [key for key in REQUIRED_IN_PRODUCTION if not config.get(key)]
+        if missing:
+            raise ConfigError("Missing production settings: " + ", ".join(missing) + ". Set them in the environment.")
+    else:
+        fill_development_keys(config, instance_path)
+    config["TOKEN_ENCRYPTION_KEYS"] = parse_fernet_keys(config["TOKEN_ENCRYPTION_KEY"])
+
+
+def normalise_database_url(url: str) -> str:
+    # Heroku-style URLs name the driver "postgres"; SQLAlchemy wants psycopg 3 spelled out.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def parse_fernet_keys(value: str) -> list[str]:
+    keys = [key.strip() for key in value.split(",") if key.strip()]
+    problems = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            problems.append(f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes)")
+    if not keys or problems:
+        raise ConfigError("TOKEN_ENCRYPTION_KEY is invalid: " + ("; ".join(problems) or "empty"))
+    return keys
+
+
+def fill_development_keys(config: dict, instance_path: str) -> None:
+    """Generate SECRET_KEY and TOKEN_ENCRYPTION_KEY once and keep them beside the SQLite file."""
+    if config["SECRET_KEY"] and config["TOKEN_ENCRYPTION_KEY"]:
+        return
+    path = Path(instance_path) / "development-keys.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if not stored:
+        stored = {"SECRET_KEY": Fernet.generate_key().decode(), "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stored))
+        path.chmod(0o600)
+    for key in ("SECRET_KEY", "TOKEN_ENCRYPTION_KEY"):
+        config[key] = config[key] or stored[key]

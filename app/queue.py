@@ -1,0 +1,64 @@
+"""The job queue: Huey on SQLite by default, on Redis when REDIS_URL is set.
+
+Web and worker processes each build the same Huey from the config and register the same tasks, so a
+job enqueued by one is understood by the other. `flask worker` runs the consumer.
+"""
+
+from dataclasses import dataclass
+
+from flask import current_app
+from huey import RedisHuey, SqliteHuey, crontab
+
+
+@dataclass
+class Queue:
+    huey: object
+    run_execution: object
+    complete_callback: object
+
+
+def build_huey(config):
+    name = config.get("QUEUE_NAME", "qbo-actions")
+    immediate = bool(config.get("QUEUE_IMMEDIATE"))
+    if config["REDIS_URL"]:
+        return RedisHuey(name, url=config["REDIS_URL"], immediate=immediate, utc=True)
+    return SqliteHuey(name, filename=config["QUEUE_SQLITE_PATH"], immediate=immediate, utc=True)
+
+
+def init_app(app) -> None:
+    from app import worker  # the tasks call into the worker, which imports this module
+
+    huey = build_huey(app.config)
+
+    def in_app_context(function):
+        def task(*args):
+            with app.app_context():
+                return function(*args)
+        task.__name__ = function.__name__
+        return task
+
+    app.extensions["queue"] = Queue(
+        huey=huey,
+        run_execution=huey.task(name="run_execution")(in_app_context(worker.run_execution)),
+        complete_callback=huey.task(name="complete_callback")(in_app_context(worker.complete_callback)),
+    )
+    huey.periodic_task(crontab(minute="*"), name="requeue_stale")(in_app_context(worker.requeue_stale))
+
+
+def _queue() -> Queue:
+    return current_app.extensions["queue"]
+
+
+def enqueue_execution(execution_id: int, delay: float | None = None) -> None:
+    _schedule(_queue().run_execution, execution_id, delay)
+
+
+def enqueue_completion(execution_id: int, delay: float | None = None) -> None:
+    _schedule(_queue().complete_callback, execution_id, delay)
+
+
+def _schedule(task, execution_id, delay):
+    if delay and not _queue().huey.immediate:
+        task.schedule(args=(execution_id,), delay=delay)
+    else:
+        task(execution_id)

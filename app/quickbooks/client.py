@@ -1,0 +1,150 @@
+"""BooksClient: python-quickbooks for one connection, speaking dicts to the actions.
+
+python-quickbooks does the wire work (URLs, minorversion, requestid, fault parsing); this class adds what
+it lacks: timeouts and retries of transient failures, one refresh-and-retry on a 401, and faults turned
+into `QuickBooksFault` for the catalogue.
+"""
+
+import json
+import re
+import threading
+import time
+
+import requests
+from quickbooks import QuickBooks
+from quickbooks import exceptions as qb_exceptions
+
+from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TRANSIENT_FAULT_CODES, TransientError
+from app.http import send
+
+PREFERENCES_TTL = 300.0  # seconds; settings such as revenue recognition rarely change
+_preferences_cache: dict[str, tuple[float, dict]] = {}
+_preferences_lock = threading.Lock()
+
+
+class BearerSession:
+    """The `session` python-quickbooks calls: a bearer token, a timeout and transient retries."""
+
+    def __init__(self, access_token: str, timeout: float, http=None):
+        self.access_token = access_token
+        self.timeout = timeout
+        self.http = http or requests.Session()
+
+    def request(self, method, url, headers=None, params=None, data=None):
+        return send(self.http, method, url, service="QuickBooks", timeout=self.timeout,
+                    headers=headers, params=params, data=data)
+
+
+class BooksClient:
+    def __init__(self, *, realm_id: str, company_name: str, tokens, api_base_url: str, minor_version: int = 75,
+                 timeout: float = 30):
+        self.realm_id = realm_id
+        self.company_name = company_name or realm_id
+        self.tokens = tokens  # .access_token(), .refresh(rejected=...)
+        self.timeout = timeout
+        self.http = requests.Session()
+        self.qb = QuickBooks(company_id=realm_id, minorversion=minor_version)
+        self.qb.api_url_v3 = api_base_url.rstrip("/")
+        self.qb.sandbox = False  # the base URL above already says which environment
+        self.calls = 0  # how many QuickBooks requests this client made (rate-limit accounting)
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def query(self, select: str) -> list[dict]:
+        result = self._call(lambda: self.qb.query(select))
+        return result.get("QueryResponse", {}).get(entity_of(select), [])
+
+    def query_batch(self, selects: list[str]) -> list[list[dict]]:
+        """Several queries in one request (one /batch): answers in the order asked."""
+        if len(selects) == 1:
+            return [self.query(selects[0])]
+        body = {"BatchItemRequest": [{"bId": f"q{n}", "Query": select} for n, select in enumerate(selects)]}
+        result = self._call(lambda: self.qb.batch_operation(json.dumps(body)))
+        by_id = {item["bId"]: item for item in result.get("BatchItemResponse", [])}
+        answers = []
+        for n, select in enumerate(selects):
+            item = by_id.get(f"q{n}", {})
+            if "Fault" in item:
+                raise fault_from_batch(item["Fault"], entity_of(select))
+            answers.append(item.get("QueryResponse", {}).get(entity_of(select), []))
+        return answers
+
+    def read(self, entity: str, entity_id: str) -> dict | None:
+        try:
+            return self._call(lambda: self.qb.get_single_object(entity, entity_id))[entity]
+        except QuickBooksFault as fault:
+            if fault.code == 610:
+                return None
+            raise
+
+    def preferences(self) -> dict:
+        with _preferences_lock:
+            cached = _preferences_cache.get(self.realm_id)
+        if cached and time.monotonic() - cached[0] < PREFERENCES_TTL:
+            return cached[1]
+        url = f"{self.qb.api_url}/company/{self.realm_id}/preferences"
+        preferences = self._call(lambda: self.qb.get(url))["Preferences"]
+        with _preferences_lock:
+            _preferences_cache[self.realm_id] = (time.monotonic(), preferences)
+        return preferences
+
+    def company_info(self) -> dict:
+        url = f"{self.qb.api_url}/company/{self.realm_id}/companyinfo/{self.realm_id}"
+        return self._call(lambda: self.qb.get(url))["CompanyInfo"]
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def create(self, entity: str, body: dict, *, request_id: str) -> dict:
+        """Create one record; the same request_id always yields the same record (QuickBooks replays it)."""
+        try:
+            return self._call(lambda: self.qb.create_object(entity, json.dumps(body), request_id=request_id))[entity]
+        except QuickBooksFault as fault:
+            fault.entity = entity
+            raise
+
+    # -- plumbing ----------------------------------------------------------------------------------------
+
+    def _call(self, operation):
+        token = self.tokens.access_token()
+        try:
+            return self._attempt(operation, token)
+        except qb_exceptions.AuthorizationException as exc:
+            if exc.error_code != 401:
+                raise fault_from(exc) from exc
+        # The token died before its expiry: refresh once and try again, then give up.
+        try:
+            return self._attempt(operation, self.tokens.refresh(rejected=token))
+        except qb_exceptions.AuthorizationException as exc:
+            raise QuickBooksAuthExpired(self.company_name) from exc
+
+    def _attempt(self, operation, token):
+        self.qb.session = BearerSession(token, self.timeout, self.http)
+        self.calls += 1
+        try:
+            return operation()
+        except qb_exceptions.AuthorizationException:
+            raise
+        except qb_exceptions.QuickbooksException as exc:
+            fault = fault_from(exc)
+            if fault.code in TRANSIENT_FAULT_CODES:
+                raise TransientError(f"QuickBooks fault {fault.code}: {fault.message[:120]}") from exc
+            raise fault from exc
+
+
+def entity_of(select: str) -> str:
+    match = re.search(r"\bfrom\s+(\w+)", select, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"not a QuickBooks query: {select!r}")
+    return match.group(1)
+
+
+def fault_from(exc: qb_exceptions.QuickbooksException) -> QuickBooksFault:
+    return QuickBooksFault(int(exc.error_code or 0), str(exc.message), str(exc.detail or ""))
+
+
+def fault_from_batch(fault: dict, entity: str) -> QuickBooksFault:
+    error = (fault.get("Error") or [{}])[0]
+    code = int(error.get("code") or 0)
+    if code in TRANSIENT_FAULT_CODES:
+        raise TransientError(f"QuickBooks fault {code} in a batch")
+    return QuickBooksFault(code, error.get("Message", ""), error.get("Detail", ""), error.get("element", ""), entity)

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, small get/create services, Alembic migrations."""

@@ -1,0 +1,71 @@
+"""Portals, QuickBooks connections and remembered mappings: small get/create services."""
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from app.storage.models import Mapping, Portal, QuickBooksConnection
+
+
+def get_portal(session, portal_id: int) -> Portal | None:
+    return session.get(Portal, portal_id)
+
+
+def get_or_create_portal(session, portal_id: int) -> Portal:
+    portal = session.get(Portal, portal_id)
+    if portal is None:
+        portal = Portal(id=portal_id)
+        session.add(portal)
+    return portal
+
+
+def get_connection(session, *, portal_id: int, realm_id: str) -> QuickBooksConnection | None:
+    query = select(QuickBooksConnection).where(QuickBooksConnection.portal_id == portal_id,
+                                               QuickBooksConnection.realm_id == str(realm_id))
+    return session.scalars(query).first()
+
+
+def get_or_create_connection(session, *, portal_id: int, realm_id: str) -> QuickBooksConnection:
+    connection = get_connection(session, portal_id=portal_id, realm_id=realm_id)
+    if connection is None:
+        connection = QuickBooksConnection(portal_id=portal_id, realm_id=str(realm_id))
+        session.add(connection)
+    return connection
+
+
+def list_connections(session, portal_id: int) -> list[QuickBooksConnection]:
+    query = select(QuickBooksConnection).where(QuickBooksConnection.portal_id == portal_id)
+    return list(session.scalars(query.order_by(QuickBooksConnection.id)))
+
+
+class MappingStore:
+    """Remembered HubSpot → QuickBooks matches of one connection, each written at once in its own transaction."""
+
+    def __init__(self, database, connection_id: int):
+        self.database = database  # app.extensions.db: new_session() to read, write_session() to write
+        self.connection_id = connection_id
+
+    def _where(self, kind: str, hubspot_id: str):
+        return (Mapping.connection_id == self.connection_id, Mapping.kind == kind, Mapping.hubspot_id == str(hubspot_id))
+
+    def get(self, kind: str, hubspot_id: str) -> str | None:
+        with self.database.new_session() as session:
+            row = session.scalars(select(Mapping).where(*self._where(kind, hubspot_id))).first()
+            return row.quickbooks_id if row else None
+
+    def remember(self, kind: str, hubspot_id: str, quickbooks_id: str) -> None:
+        with self.database.write_session() as session:
+            row = session.scalars(select(Mapping).where(*self._where(kind, hubspot_id))).first()
+            if row is None:
+                session.add(Mapping(connection_id=self.connection_id, kind=kind, hubspot_id=str(hubspot_id),
+                                    quickbooks_id=str(quickbooks_id)))
+            else:
+                row.quickbooks_id = str(quickbooks_id)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # another execution remembered the same match at the same moment
+
+    def forget(self, kind: str, hubspot_id: str) -> None:
+        with self.database.write_session() as session:
+            session.execute(delete(Mapping).where(*self._where(kind, hubspot_id)))
+            session.commit()

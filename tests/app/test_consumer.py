@@ -1,0 +1,115 @@
+"""The real queue and the real consumer (`flask worker` in a subprocess): SQLite + Huey-on-SQLite, and
+PostgreSQL + Redis. Duplicates and lost work hide in the queue, so these run the real thing."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.storage.models import Execution
+from tests.conftest import REALM_ID, execution_body
+from tests.scenarios import seed_deal
+
+PATH = "/hubspot/actions/create_invoice"
+BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def app_config(app_config):
+    return {**app_config, "QUEUE_IMMEDIATE": False}
+
+
+@pytest.fixture
+def start_worker(app, app_config, tmp_path):
+    processes = []
+
+    def start(**extra_env):
+        env = {**os.environ, **{k: str(v) for k, v in app_config.items() if k not in ("TESTING", "QUEUE_IMMEDIATE")},
+               "INSTANCE_PATH": str(tmp_path / "instance"), "WORKER_THREADS": "2", **extra_env}
+        log = open(tmp_path / f"worker-{len(processes)}.log", "w")
+        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+        processes.append((process, log))
+        return process
+
+    yield start
+    for process, log in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def execution_states(app):
+    with app.app_context():
+        db.session.expire_all()
+        return [(e.status, e.outcome) for e in db.session.scalars(select(Execution))]
+
+
+@BOTH_BACKENDS
+def test_consumer_runs_concurrent_deliveries_once(app, signed_post, portal, connection, fake_quickbooks,
+                                                  fake_hubspot, start_worker):
+    deal = seed_deal(portal, fake_quickbooks)
+    start_worker()
+    body = json.dumps(execution_body(object_id=deal.deal_id)).encode()
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(lambda _: signed_post(PATH, body), range(5)))
+
+    assert {a.json["outputFields"]["hs_execution_state"] for a in answers} == {"BLOCK"}
+    assert wait_for(lambda: len(fake_hubspot.completions) == 1)
+    time.sleep(0.5)  # a duplicate would show up now
+    assert len(fake_hubspot.completions) == 1
+    assert len(fake_quickbooks.company(REALM_ID).all("Invoice")) == 1
+    assert execution_states(app) == [("completed", "SUCCESS")]
+    # A late repeat delivery is answered from the stored outcome.
+    replay = signed_post(PATH, body).json["outputFields"]
+    assert replay["hs_execution_state"] == "SUCCESS"
+    assert replay["quickbooks_document_id"] == fake_quickbooks.company(REALM_ID).all("Invoice")[0]["Id"]
+
+
+@BOTH_BACKENDS
+def test_execution_whose_job_was_lost_still_runs(app, signed_post, portal, connection, fake_quickbooks,
+                                                 fake_hubspot, start_worker, monkeypatch):
+    deal = seed_deal(portal, fake_quickbooks)
+    # Crash between commit and enqueue: the execution is saved, its job never reaches the queue.
+    monkeypatch.setattr("app.queue.enqueue_execution", lambda *args, **kwargs: None)
+    assert signed_post(PATH, execution_body(object_id=deal.deal_id)).status_code == 200
+    monkeypatch.undo()
+    assert execution_states(app) == [("pending", None)]
+
+    # HubSpot's retry of the same delivery re-enqueues the pending execution.
+    start_worker()
+    signed_post(PATH, execution_body(object_id=deal.deal_id))
+    assert wait_for(lambda: len(fake_hubspot.completions) == 1)
+    assert len(fake_quickbooks.company(REALM_ID).all("Invoice")) == 1
+
+
+def test_worker_sweeps_up_lost_jobs_at_start(app, signed_post, portal, connection, fake_quickbooks, fake_hubspot,
+                                            start_worker, monkeypatch):
+    deal = seed_deal(portal, fake_quickbooks)
+    monkeypatch.setattr("app.queue.enqueue_execution", lambda *args, **kwargs: None)
+    signed_post(PATH, execution_body(object_id=deal.deal_id))
+    monkeypatch.undo()
+
+    start_worker(STALE_AFTER_SECONDS="0")
+    assert wait_for(lambda: len(fake_hubspot.completions) == 1)
+    assert len(fake_quickbooks.company(REALM_ID).all("Invoice")) == 1

@@ -1,0 +1,193 @@
+"""Fixtures: loopback fakes of HubSpot and QuickBooks, an app wired to them, and signed requests.
+
+Back ends: SQLite + embedded queue always; PostgreSQL and Redis when TEST_DATABASE_URL / TEST_REDIS_URL
+are set (CI sets both, and there a skipped back-end test is a failure).
+"""
+
+import json
+import os
+import uuid
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.extensions import db
+from app.hubspot import oauth as hubspot_oauth
+from app.hubspot.signature import sign_request
+from app.quickbooks import oauth as quickbooks_oauth
+from app.storage.connections import get_or_create_connection, get_or_create_portal
+from app.storage.migrate import upgrade
+from tests.fakes.hubspot import FakeHubSpot
+from tests.fakes.quickbooks import FakeQuickBooks
+
+PUBLIC_URL = "https://qbo-actions.test"
+PORTAL_ID = 62515
+REALM_ID = "9130350000000001"
+HUBSPOT_SECRET = "hs-client-secret"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+HOW_TO_RUN = ("set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test and "
+              "TEST_REDIS_URL=redis://127.0.0.1:6379/15 (or run .ci/run) to test the PostgreSQL and Redis back ends")
+
+
+def skip_or_fail(reason: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must not skip back-end tests: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def fake_hubspot():
+    fake = FakeHubSpot(client_id="hs-client-id", client_secret=HUBSPOT_SECRET).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_quickbooks():
+    fake = FakeQuickBooks(client_id="qbo-client-id", client_secret="qbo-client-secret").start()
+    fake.add_company(REALM_ID, name="Sandbox Company", country="US")
+    yield fake
+    fake.stop()
+
+
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request):
+    """Which database and queue back the app: sqlite (+ embedded Huey) or postgres (+ Redis)."""
+    return request.param
+
+
+def backend_config(backend: str, tmp_path) -> dict:
+    if backend == "sqlite":
+        return {"DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}", "REDIS_URL": "",
+                "QUEUE_SQLITE_PATH": str(tmp_path / "queue.db")}
+    if not (TEST_DATABASE_URL and TEST_REDIS_URL):
+        skip_or_fail("PostgreSQL + Redis back end not configured: " + HOW_TO_RUN)
+    reset_postgres(TEST_DATABASE_URL)
+    return {"DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL,
+            "QUEUE_NAME": f"qbo-test-{uuid.uuid4().hex[:8]}"}
+
+
+@pytest.fixture
+def app_config(backend, tmp_path, fake_hubspot, fake_quickbooks):
+    return {
+        "TESTING": True,
+        "APP_ENV": "test",
+        "SECRET_KEY": "test-secret-key",
+        "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "PUBLIC_URL": PUBLIC_URL,
+        "HUBSPOT_APP_ID": "4242",
+        "HUBSPOT_CLIENT_ID": "hs-client-id",
+        "HUBSPOT_CLIENT_SECRET": HUBSPOT_SECRET,
+        "HUBSPOT_DEVELOPER_API_KEY": "hs-dev-key",
+        "HUBSPOT_API_BASE_URL": fake_hubspot.url,
+        "HUBSPOT_AUTHORIZE_URL": fake_hubspot.url + "/oauth/authorize",
+        "QBO_CLIENT_ID": "qbo-client-id",
+        "QBO_CLIENT_SECRET": "qbo-client-secret",
+        "QBO_ENVIRONMENT": fake_quickbooks.discovery_url,
+        "QBO_API_BASE_URL": fake_quickbooks.api_base,
+        "QBO_APP_URL": "https://app.sandbox.qbo.intuit.com",
+        "QUEUE_IMMEDIATE": True,
+        "RETRY_DELAYS": "0.2,0.2",
+        "CALLBACK_RETRY_DELAYS": "0.2,0.2,0.2",
+        "HTTP_TIMEOUT": "5",
+        **backend_config(backend, tmp_path),
+    }
+
+
+@pytest.fixture
+def app(app_config, tmp_path):
+    os.environ["INSTANCE_PATH"] = str(tmp_path / "instance")
+    app = create_app(app_config)
+    with app.app_context():
+        upgrade()
+    yield app
+    db.session.remove()
+    db.engine.dispose()
+    huey = app.extensions["queue"].huey
+    if app.config["REDIS_URL"]:
+        huey.storage.flush_all()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def portal(app, fake_hubspot):
+    """A HubSpot portal that installed the app, with live tokens in the fake."""
+    tokens = fake_hubspot.issue_tokens(PORTAL_ID)
+    with app.app_context():
+        portal = get_or_create_portal(db.session, PORTAL_ID)
+        hubspot_oauth.store_tokens(portal, tokens)
+        db.session.commit()
+    return fake_hubspot.portal(PORTAL_ID)
+
+
+@pytest.fixture
+def connection(app, portal, fake_quickbooks):
+    """The portal's QuickBooks connection to the fake's company."""
+    return connect_company(app, fake_quickbooks, REALM_ID)
+
+
+def connect_company(app, fake_quickbooks, realm_id, portal_id=PORTAL_ID):
+    tokens = fake_quickbooks.issue_tokens(realm_id)
+    with app.app_context():
+        connection = get_or_create_connection(db.session, portal_id=portal_id, realm_id=realm_id)
+        connection.company_name = fake_quickbooks.company(realm_id).name
+        connection.country = "US"
+
+        class Issued:  # what intuit-oauth's AuthClient holds after a token exchange
+            access_token = tokens["access_token"]
+            refresh_token = tokens["refresh_token"]
+            expires_in = tokens.get("expires_in", 3600)
+            x_refresh_token_expires_in = 8726400
+
+        quickbooks_oauth.store_tokens(connection, Issued)
+        db.session.commit()
+        return connection.id
+
+
+def execution_body(callback_id="ap-62515-1001-1-0", object_id="101", object_type="DEAL", inputs=None,
+                   portal_id=PORTAL_ID, style="documented") -> dict:
+    inputs = {"customer": "first_associated_contact", "products": "line_items",
+              "create_missing_products": "false", **(inputs or {})}
+    body = {"callbackId": callback_id,
+            "origin": {"portalId": portal_id, "actionDefinitionId": 10646377, "actionDefinitionVersion": 1},
+            "object": {"objectId": int(object_id), "objectType": object_type}}
+    if style == "documented":
+        body |= {"context": {"source": "WORKFLOWS", "workflowId": 192814114}, "inputFields": inputs}
+    else:  # as observed live from a 2026.03 project
+        body |= {"context": {"actionId": 1, "source": "WORKFLOWS"}, "fields": inputs,
+                 "typedInputs": {k: {"value": v, "type": "STRING"} for k, v in inputs.items()}}
+    return body
+
+
+@pytest.fixture
+def signed_post(client):
+    """POST like HubSpot: raw JSON bytes, signed for PUBLIC_URL + path (v3 by default)."""
+
+    def post(path, body, *, version="v3", secret=HUBSPOT_SECRET, timestamp_ms=None, tamper=None):
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers = sign_request("POST", PUBLIC_URL + path, raw, secret=secret, version=version, timestamp_ms=timestamp_ms)
+        if tamper:
+            raw = tamper(raw)
+        return client.post(path, data=raw, headers={**headers, "Content-Type": "application/json"})
+
+    return post
