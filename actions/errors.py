@@ -48,8 +48,8 @@ CATALOGUE: dict[str, Entry] = {
         "Enroll only records whose contacts pass the filters to avoid this failure.",
     ),
     "CUSTOMER_NOT_FOUND": Entry(
-        "QuickBooks customer {customer_id} no longer exists and no other customer matches {contact}.",
-        "Re-activate the customer in QuickBooks, or let qbo-actions create a new one by re-enrolling the record.",
+        "QuickBooks customer {customer_id}, the match for {contact}, is inactive or no longer exists.",
+        "Make the customer active again in QuickBooks (or merge it into an active one), then re-enroll the record.",
     ),
     "DUPLICATE_DISPLAY_NAME": Entry(
         "QuickBooks already has a customer, vendor or employee named '{display_name}', so the customer for {contact} "

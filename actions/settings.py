@@ -1,4 +1,8 @@
-"""Per-portal settings the shared steps read, with their defaults and the values each accepts."""
+"""Per-portal settings the shared steps read: defaults, accepted values, and parsing from the CLI or console."""
+
+import json
+
+FILTER_OPERATORS = ("eq", "neq", "in", "not_in", "contains", "known", "unknown")
 
 DEFAULT_SETTINGS = {
     "contact_matching": "sync_filters",
@@ -10,3 +14,60 @@ DEFAULT_SETTINGS = {
     "document_numbers": "quickbooks",
     "document_number_property": "",
 }
+
+CHOICES = {
+    "contact_matching": ("sync_filters", "legacy"),
+    "display_name_conflicts": ("disambiguate", "fail"),
+    "product_type": ("Service", "NonInventory"),
+    "service_dates": ("auto", "always", "never"),
+    "document_numbers": ("quickbooks", "hubspot"),
+}
+
+
+class SettingError(ValueError):
+    """A setting name or value that is not accepted; the message says what is."""
+
+
+def parse_setting(key: str, text: str):
+    """The stored value for `key=text`, or SettingError explaining what is accepted."""
+    if key not in DEFAULT_SETTINGS:
+        raise SettingError(f"unknown setting '{key}'; known: {', '.join(sorted(DEFAULT_SETTINGS))}")
+    if key in CHOICES:
+        if text not in CHOICES[key]:
+            raise SettingError(f"{key} must be one of {', '.join(CHOICES[key])}, not '{text}'")
+        return text
+    if key == "contact_sync_filters":
+        return parse_filters(text)
+    if key == "income_account" and text and not text.isdigit():
+        raise SettingError("income_account must be a QuickBooks Account id (digits), or empty for the first Income account")
+    if key == "document_number_property" and text and not text.replace("_", "").isalnum():
+        raise SettingError("document_number_property must be a HubSpot property name such as 'invoice_number'")
+    return text
+
+
+def parse_filters(text: str) -> list[dict]:
+    try:
+        filters = json.loads(text)
+    except ValueError as exc:
+        raise SettingError(f"contact_sync_filters must be a JSON list: {exc}") from None
+    if not isinstance(filters, list):
+        raise SettingError("contact_sync_filters must be a JSON list of conditions")
+    for position, condition in enumerate(filters, start=1):
+        check_filter(position, condition)
+    return filters
+
+
+def check_filter(position: int, condition) -> None:
+    where = f"contact_sync_filters condition {position}"
+    if not isinstance(condition, dict) or not isinstance(condition.get("property"), str) or not condition["property"]:
+        raise SettingError(f"{where} needs a 'property' name")
+    operator = condition.get("operator")
+    if operator not in FILTER_OPERATORS:
+        raise SettingError(f"{where}: operator must be one of {', '.join(FILTER_OPERATORS)}")
+    if operator in ("in", "not_in") and not (isinstance(condition.get("values"), list) and condition["values"]):
+        raise SettingError(f"{where}: '{operator}' needs a non-empty 'values' list")
+    if operator in ("eq", "neq", "contains") and not isinstance(condition.get("value"), (str, int, float)):
+        raise SettingError(f"{where}: '{operator}' needs a 'value'")
+    unknown = set(condition) - {"property", "operator", "value", "values"}
+    if unknown:
+        raise SettingError(f"{where}: unknown keys {', '.join(sorted(unknown))}")

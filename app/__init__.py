@@ -18,6 +18,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     configure_logging(app)
     init_sentry(app)
     init_extensions(app)
+    load_app_definition(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -62,7 +63,16 @@ def register_errorhandlers(app):
 
 def register_commands(app):
     from app import commands
+    from app.hubspot import commands as hubspot_commands
     from app.storage import migrate
 
     migrate.init_app(app)
     commands.init_app(app)
+    hubspot_commands.init_app(app)
+
+
+def load_app_definition(app):
+    """hubspot-app.json is checked at start-up: a broken definition must not reach HubSpot or the endpoints."""
+    from app.hubspot import app_definition
+
+    app_definition.init_app(app)

@@ -1,7 +1,14 @@
-"""CLI commands: `flask worker` runs the job consumer."""
+"""CLI commands: `flask worker` runs the job consumer; `flask settings` shows and changes portal settings."""
+
+import json
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
+
+from actions.settings import DEFAULT_SETTINGS, SettingError, parse_setting
+from app.extensions import db
+from app.storage.connections import get_portal, list_connections
 
 
 @click.command("worker")
@@ -18,5 +25,74 @@ def worker_command(threads):
              periodic=True, check_worker_health=True).run()
 
 
+
+
+settings_cli = AppGroup("settings", help="Show or change a portal's settings.")
+
+# Settings about one QuickBooks company live on its connection; the rest on the portal.
+COMPANY_SETTINGS = {"income_account", "product_type"}
+
+
+@settings_cli.command("show")
+@click.argument("portal_id", type=int)
+def settings_show(portal_id):
+    """Print PORTAL_ID's settings (and each connected company's) as JSON."""
+    click.echo(json.dumps(describe_settings(require_portal(portal_id)), indent=2, sort_keys=True))
+
+
+@settings_cli.command("set")
+@click.argument("portal_id", type=int)
+@click.argument("assignments", nargs=-1, required=True)
+@click.option("--realm", help="The QuickBooks company (realm id) for company settings such as income_account.")
+def settings_set(portal_id, assignments, realm):
+    """Set KEY=VALUE pairs on PORTAL_ID, then print its settings as JSON."""
+    portal = require_portal(portal_id)
+    changes = {}
+    for assignment in assignments:
+        key, separator, value = assignment.partition("=")
+        if not separator:
+            raise click.BadParameter(f"'{assignment}' is not KEY=VALUE", param_hint="ASSIGNMENTS")
+        try:
+            changes[key.strip()] = parse_setting(key.strip(), value.strip())
+        except SettingError as error:
+            raise click.BadParameter(str(error), param_hint="ASSIGNMENTS") from None
+    company_changes = {k: v for k, v in changes.items() if k in COMPANY_SETTINGS}
+    if company_changes:
+        connection = pick_connection(portal, realm)
+        connection.settings = {**(connection.settings or {}), **company_changes}
+    portal.settings = {**(portal.settings or {}), **{k: v for k, v in changes.items() if k not in COMPANY_SETTINGS}}
+    db.session.commit()
+    click.echo(json.dumps(describe_settings(portal), indent=2, sort_keys=True))
+
+
+def require_portal(portal_id):
+    portal = get_portal(db.session, portal_id)
+    if portal is None:
+        raise click.ClickException(f"HubSpot account {portal_id} has not installed qbo-actions on this server.")
+    return portal
+
+
+def pick_connection(portal, realm):
+    connections = list_connections(db.session, portal.id)
+    if realm:
+        for connection in connections:
+            if connection.realm_id == realm:
+                return connection
+        raise click.ClickException(f"QuickBooks company {realm} is not connected to HubSpot account {portal.id}.")
+    if len(connections) != 1:
+        raise click.ClickException("Say which QuickBooks company with --realm: "
+                                   f"{len(connections)} are connected to HubSpot account {portal.id}.")
+    return connections[0]
+
+
+def describe_settings(portal) -> dict:
+    portal_settings = {key: value for key, value in {**DEFAULT_SETTINGS, **(portal.settings or {})}.items()
+                       if key not in COMPANY_SETTINGS}
+    companies = {c.realm_id: {key: (c.settings or {}).get(key, DEFAULT_SETTINGS[key]) for key in sorted(COMPANY_SETTINGS)}
+                 for c in list_connections(db.session, portal.id)}
+    return {"portal_id": portal.id, "settings": portal_settings, "companies": companies}
+
+
 def init_app(app):
     app.cli.add_command(worker_command)
+    app.cli.add_command(settings_cli)

@@ -1,8 +1,41 @@
 """create_document: every QuickBooks document write goes through here, each with its own request id."""
 
+from actions.errors import ActionError, QuickBooksFault
+from actions.steps.query import literal
+
+DUPLICATE_DOCUMENT_NUMBER = 6140
+
 
 def create_document(ctx, entity: str, body: dict, *, step: str) -> dict:
     """Create once per execution step: a retry replays QuickBooks' stored answer instead of writing again."""
-    record = ctx.books.create(entity, body, request_id=ctx.request_id(step))
+    try:
+        record = ctx.books.create(entity, body, request_id=ctx.request_id(step))
+    except QuickBooksFault as fault:
+        if fault.code != DUPLICATE_DOCUMENT_NUMBER or not body.get("DocNumber"):
+            raise
+        record = our_document_holding(ctx, entity, body["DocNumber"], step)
     ctx.journal.wrote(step, entity, record)
     return record
+
+
+def our_document_holding(ctx, entity: str, number: str, step: str) -> dict:
+    """The number is taken: fine if this execution took it earlier, otherwise name the document that did."""
+    holders = ctx.books.query(f"SELECT * FROM {entity} WHERE DocNumber = {literal(number)}")
+    written = ctx.journal.written(step) or {}
+    for holder in holders:
+        if str(holder["Id"]) == written.get("id") or ctx.callback_id in (holder.get("PrivateNote") or ""):
+            return holder
+    raise ActionError("DUPLICATE_DOCUMENT_NUMBER", number=number, holder=describe_holders(entity, holders))
+
+
+def describe_holders(entity: str, holders: list[dict]) -> str:
+    if not holders:
+        return " (held by another kind of document, such as a credit memo)"
+    holder = holders[0]
+    customer = (holder.get("CustomerRef") or {}).get("name") or (holder.get("CustomerRef") or {}).get("value", "?")
+    return f": QuickBooks {entity.lower()} id {holder['Id']} for customer {customer}, dated {holder.get('TxnDate', '?')}"
+
+
+def tracking_note(ctx, source_label: str) -> str:
+    """PrivateNote on every document: where it came from, and the key that tells us it is ours."""
+    return f"Created by qbo-actions from HubSpot {source_label} (execution {ctx.callback_id})."

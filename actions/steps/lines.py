@@ -33,8 +33,8 @@ def line_amounts(line: Record) -> tuple[Decimal, Decimal, Decimal]:
         return quantity, price, amount
     if quantity:
         unit = (amount / quantity).quantize(UNIT_PRICE_PLACES, rounding=ROUND_HALF_UP)
-        if money(unit * quantity) == amount:
-            return quantity, unit, amount
+        if unit * quantity == amount:  # exact, not just after rounding: no 6.6666667 unit prices
+            return quantity, unit.normalize(), amount
     return Decimal(1), amount, amount
 
 

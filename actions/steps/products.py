@@ -1,7 +1,7 @@
 """resolve_items: a QuickBooks Item for every line item, in one QuickBooks request; create missing ones if allowed."""
 
 from actions.errors import ActionError
-from actions.steps.query import literal, literal_list
+from actions.steps.query import literal_list
 from actions.steps.source import Record
 
 ITEM_TYPES = ("Service", "NonInventory")

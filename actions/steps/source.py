@@ -18,10 +18,16 @@ RECORD_PROPERTIES = {
                          "hs_refunds_amount", "hs_latest_status", "hs_payment_source_app", "hs_initiated_date",
                          "hs_reference_number", "hs_payment_method_type"],
 }
+AMOUNT_PROPERTIES = {"DEAL": "amount", "QUOTE": "hs_quote_amount", "COMMERCE_PAYMENT": "hs_initial_amount"}
+TITLE_PROPERTIES = {"DEAL": "dealname", "QUOTE": "hs_title", "COMMERCE_PAYMENT": "hs_reference_number"}
 LINE_ITEM_PROPERTIES = ["name", "description", "hs_sku", "quantity", "price", "amount", "hs_product_id",
                         "discount", "hs_discount_percentage", "hs_total_discount", "hs_tax_rate_group_id",
                         "hs_recurring_billing_start_date", "currency"]
 CONTACT_PROPERTIES = ["email", "firstname", "lastname", "company", "phone"]
+COMPANY_PROPERTIES = ["name", "domain", "phone"]
+PRIMARY_COMPANY = 5  # deal → company, "Primary"
+QUOTE_SIGNER = 702  # quote → contact, "Signer"
+QUOTE_COMPANY = 71
 
 
 @dataclass
@@ -50,16 +56,21 @@ class Source:
     def label(self) -> str:
         return f"{OBJECT_TYPES[self.object_type][1]} {self.record.id}"
 
+    @property
+    def title(self) -> str:
+        return self.record.get(TITLE_PROPERTIES[self.object_type]) or self.label
+
 
 def crm_type(object_type: str) -> str:
     return OBJECT_TYPES[object_type][0]
 
 
-def load_source(ctx, *, with_line_items: bool = True) -> Source:
+def load_source(ctx, *, with_line_items: bool = True, extra_properties: list[str] = ()) -> Source:
     if ctx.object_type not in OBJECT_TYPES:
         raise ActionError("INVALID_INPUT", reason=f"This action cannot run on a {ctx.object_type} record.")
     path = crm_type(ctx.object_type)
-    record = Record.from_api(ctx.crm.get_object(path, ctx.object_id, RECORD_PROPERTIES[ctx.object_type]))
+    properties = sorted(set(RECORD_PROPERTIES[ctx.object_type]) | set(extra_properties))
+    record = Record.from_api(ctx.crm.get_object(path, ctx.object_id, properties))
     line_items = load_associated(ctx, path, record.id, "line_items", LINE_ITEM_PROPERTIES) if with_line_items else []
     return Source(ctx.object_type, record, line_items)
 
@@ -82,9 +93,61 @@ def load_associated(ctx, from_type: str, from_id: str, to_type: str, properties:
     return sorted(records, key=lambda r: int(r.id))
 
 
-def load_first_contact(ctx, source: Source) -> Record:
-    """The billed contact: the lowest-id contact associated with the record (HubSpot's "first associated contact")."""
-    ids = associated_ids(ctx, crm_type(source.object_type), source.record.id, "contacts")
-    if not ids:
+@dataclass
+class Party:
+    """Who is billed: a contact, or a company with its contact's email for billing."""
+
+    kind: str  # "contact" or "company": also the kind of the remembered mapping
+    record: Record
+    contact: Record | None = None  # the billing contact (the record itself for a contact)
+
+    @property
+    def email(self) -> str:
+        return self.contact.get("email") if self.contact else ""
+
+    @property
+    def name(self) -> str:
+        if self.kind == "company":
+            return self.record.get("name")
+        return " ".join(p for p in (self.record.get("firstname"), self.record.get("lastname")) if p)
+
+    def describe(self) -> str:
+        if self.kind == "company":
+            return f"{self.name or 'unnamed company'} (HubSpot company {self.record.id})"
+        return describe_contact(self.record)
+
+
+def describe_contact(contact: Record) -> str:
+    name = " ".join(p for p in (contact.get("firstname"), contact.get("lastname")) if p)
+    email = contact.get("email")
+    label = f"{name} <{email}>" if name and email else name or email or "without name or email"
+    return f"{label} (HubSpot contact {contact.id})"
+
+
+def load_party(ctx, source: Source, *, contact_properties: list[str] = ()) -> Party:
+    """The party the `customer` input names: first associated contact, primary company, or quote signer."""
+    choice = ctx.input("customer", "first_associated_contact")
+    properties = sorted(set(CONTACT_PROPERTIES) | set(contact_properties))
+    path = crm_type(source.object_type)
+    if choice == "primary_company":
+        company_ids = associated_ids(ctx, path, source.record.id, "companies",
+                                     type_ids={PRIMARY_COMPANY if source.object_type == "DEAL" else QUOTE_COMPANY})
+        if not company_ids:
+            raise ActionError("CONTACT_MISSING", object_label=source.label, party="primary company")
+        company = Record.from_api(ctx.crm.get_object("companies", company_ids[0], COMPANY_PROPERTIES))
+        contact_ids = associated_ids(ctx, path, source.record.id, "contacts")
+        contact = Record.from_api(ctx.crm.get_object("contacts", contact_ids[0], properties)) if contact_ids else None
+        return Party("company", company, contact)
+    if choice == "quote_signer" and source.object_type == "QUOTE":
+        signer_ids = associated_ids(ctx, path, source.record.id, "contacts", type_ids={QUOTE_SIGNER})
+        if signer_ids:
+            contact = Record.from_api(ctx.crm.get_object("contacts", signer_ids[0], properties))
+            return Party("contact", contact, contact)
+        ctx.journal.note(f"The {source.label} has no signer; billing its first contact instead.")
+    elif choice not in ("first_associated_contact", "quote_signer"):
+        raise ActionError("INVALID_INPUT", reason=f"The 'Customer' field has an unknown value '{choice}'.")
+    contact_ids = associated_ids(ctx, path, source.record.id, "contacts")
+    if not contact_ids:
         raise ActionError("CONTACT_MISSING", object_label=source.label, party="associated contact")
-    return Record.from_api(ctx.crm.get_object("contacts", ids[0], CONTACT_PROPERTIES))
+    contact = Record.from_api(ctx.crm.get_object("contacts", contact_ids[0], properties))
+    return Party("contact", contact, contact)

@@ -4,9 +4,10 @@ intuit-oauth's AuthClient downloads the discovery document in its constructor, s
 process; each use gets a shallow copy, so token state is never shared between connections.
 """
 
-import copy
 import json
 import threading
+
+import requests
 
 from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
@@ -42,11 +43,21 @@ def auth_client(config, **tokens) -> AuthClient:
                                                    config["PUBLIC_URL"] + CALLBACK_PATH, config["QBO_ENVIRONMENT"])
             except (AuthClientError, OSError) as exc:
                 raise TransientError(f"Intuit's discovery document could not be read ({exc})") from exc
-    client = copy.copy(_prototypes[key])
+    client = fresh_copy(_prototypes[key])
     client.access_token = tokens.get("access_token")
     client.refresh_token = tokens.get("refresh_token")
     client.realm_id = tokens.get("realm_id")
     client.state_token = tokens.get("state_token")
+    return client
+
+
+def fresh_copy(prototype: AuthClient) -> AuthClient:
+    """The prototype's endpoints and credentials on a new HTTP session (copy.copy keeps only Session state)."""
+    client = TimedAuthClient.__new__(TimedAuthClient)
+    requests.Session.__init__(client)
+    for name, value in vars(prototype).items():
+        if name not in requests.Session.__attrs__:
+            setattr(client, name, value)
     return client
 
 

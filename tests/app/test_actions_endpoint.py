@@ -31,13 +31,14 @@ def deal(portal, connection, fake_quickbooks):
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_signed_request_creates_one_invoice_and_completes_the_callback(signed_post, deal, fake_quickbooks,
                                                                         fake_hubspot, app):
-    response = signed_post(PATH, execution_body(object_id=deal.deal_id, inputs={"payment_terms": "3"}))
+    net_30 = next(t["Id"] for t in fake_quickbooks.company(REALM_ID).all("Term") if t["Name"] == "Net 30")
+    response = signed_post(PATH, execution_body(object_id=deal.deal_id, inputs={"payment_terms": net_30}))
 
     assert response.status_code == 200
     assert response.json == {"outputFields": {"hs_execution_state": "BLOCK", "hs_expiration_duration": "P6D"}}
     [invoice] = invoices(fake_quickbooks)
     assert float(invoice["TotalAmt"]) == 450.0
-    assert invoice["SalesTermRef"]["value"] == "3"
+    assert invoice["SalesTermRef"]["value"] == net_30
     [customer] = fake_quickbooks.company(REALM_ID).all("Customer")
     assert customer["DisplayName"] == "Ann Lee"
     assert customer["PrimaryEmailAddr"]["Address"] == "ann.lee@acme.test"

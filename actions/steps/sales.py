@@ -1,0 +1,114 @@
+"""prepare_sales_document: what an invoice, estimate or sales receipt share, from record to request body.
+
+Read-only checks come first (eligibility, products), so a failing record leaves nothing behind in
+QuickBooks; then the writes: the customer, any missing products, and finally the document.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from actions.errors import ActionError
+from actions.steps.customers import resolve_customer
+from actions.steps.documents import tracking_note
+from actions.steps.eligibility import check_contact_eligible, filter_properties
+from actions.steps.lines import build_sales_lines
+from actions.steps.products import resolve_items
+from actions.steps.source import AMOUNT_PROPERTIES, Record, Source, load_party, load_source
+
+DOC_NUMBER_LENGTH = 21
+
+
+@dataclass
+class SalesDocument:
+    body: dict
+    customer: dict
+
+
+def prepare_sales_document(ctx) -> SalesDocument:
+    source = load_source(ctx, extra_properties=number_properties(ctx))
+    party = load_party(ctx, source, contact_properties=filter_properties(ctx.settings))
+    if party.contact is not None:
+        check_contact_eligible(ctx, party.contact)
+    preferences = ctx.books.preferences()
+    lines = sales_lines(ctx, source, preferences)
+    customer = resolve_customer(ctx, party)
+    body = {"CustomerRef": {"value": str(customer["Id"])}, "Line": lines,
+            "PrivateNote": tracking_note(ctx, source.label)}
+    if party.email:
+        body["BillEmail"] = {"Address": party.email}
+    number = document_number(ctx, source, preferences)
+    if number:
+        body["DocNumber"] = number
+    return SalesDocument(body=body, customer=customer)
+
+
+def sales_lines(ctx, source: Source, preferences: dict) -> list[dict]:
+    chosen_item = ctx.input("products", "line_items")
+    if chosen_item != "line_items":
+        return [single_item_line(ctx, source, chosen_item, preferences)]
+    if not source.line_items:
+        raise ActionError("NO_LINE_ITEMS", object_label=source.label)
+    items = resolve_items(ctx, source.line_items)
+    return build_sales_lines(source.line_items, items, service_dates=service_dates(ctx, source, preferences))
+
+
+def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> dict:
+    """`products` names one QuickBooks Item: one line for the record's whole amount."""
+    item = ctx.books.read("Item", item_id) if item_id.isdigit() else None
+    if not item or not item.get("Active", True):
+        raise ActionError("INVALID_INPUT", reason=f"The QuickBooks product {item_id} chosen in the 'Products' field "
+                          "does not exist or is inactive.")
+    amount = source.record.get(AMOUNT_PROPERTIES[source.object_type])
+    if not amount:
+        raise ActionError("NO_LINE_ITEMS", object_label=f"{source.label} has no amount and")
+    line = Record(id="amount", properties={"name": item.get("Name", ""), "quantity": "1", "price": amount,
+                                           "amount": amount, "description": source.title})
+    return build_sales_lines([line], {"amount": item}, service_dates=service_dates(ctx, source, preferences, [line]))[0]
+
+
+# -- service dates -----------------------------------------------------------------------------------------
+
+def service_dates(ctx, source: Source, preferences: dict, line_items: list[Record] | None = None) -> dict[str, str]:
+    """Line id → ServiceDate when they apply: billing start date, else close date, else today."""
+    mode = ctx.settings.get("service_dates", "auto")
+    if mode == "never" or (mode == "auto" and not revenue_recognition_on(preferences)):
+        return {}
+    fallback = as_date(source.record.get("closedate")) or date.today().isoformat()
+    return {line.id: as_date(line.get("hs_recurring_billing_start_date")) or fallback
+            for line in (line_items if line_items is not None else source.line_items)}
+
+
+def revenue_recognition_on(preferences: dict) -> bool:
+    return bool((preferences.get("ProductAndServicesPrefs") or {}).get("RevenueRecognition"))
+
+
+def as_date(value: str) -> str:
+    """HubSpot dates come as 'YYYY-MM-DD', ISO datetimes, or epoch milliseconds."""
+    if not value:
+        return ""
+    if value.isdigit():
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).date().isoformat()
+    return value[:10]
+
+
+# -- document numbers --------------------------------------------------------------------------------------
+
+def number_properties(ctx) -> list[str]:
+    prop = ctx.settings.get("document_number_property")
+    return [prop] if ctx.settings.get("document_numbers") == "hubspot" and prop else []
+
+
+def document_number(ctx, source: Source, preferences: dict) -> str:
+    if ctx.settings.get("document_numbers") == "hubspot":
+        prop = "hs_quote_number" if source.object_type == "QUOTE" else ctx.settings.get("document_number_property")
+        number = source.record.get(prop) if prop else ""
+        if number:
+            return number[:DOC_NUMBER_LENGTH]
+        ctx.journal.note(f"document_numbers is 'hubspot' but the {source.label} has no "
+                         f"{prop or 'document_number_property setting'}; QuickBooks numbers the document.")
+    if (preferences.get("SalesFormsPrefs") or {}).get("CustomTxnNumbers"):
+        # With custom transaction numbers on, QuickBooks leaves an omitted number blank; ask it to number.
+        return "AUTO_GENERATE"
+    return ""

@@ -1,0 +1,264 @@
+"""The worker half of an execution: run the action, store the outcome, complete HubSpot's callback.
+
+`run_execution` is the only place that catches every exception: unknown errors become INTERNAL_ERROR,
+never SUCCESS; transient ones are tried again later with the same QuickBooks request ids.
+"""
+
+import logging
+import re
+from datetime import timedelta
+
+import sentry_sdk
+from flask import current_app
+
+from actions import ACTIONS, run_action
+from actions.context import ActionContext
+from actions.errors import ActionError, QuickBooksAuthExpired, QuickBooksFault, TransientError, explain_fault
+from app import queue
+from app.extensions import db
+from app.hubspot.client import HubSpotClient, HubSpotError
+from app.hubspot.oauth import HubSpotAuthError, PortalTokens
+from app.quickbooks.client import BooksClient
+from app.quickbooks.oauth import ConnectionTokens
+from app.storage import executions as execution_service
+from app.storage.connections import MappingStore, get_portal, list_connections
+from app.storage.journal import ExecutionJournal
+from app.storage.models import Execution, utcnow
+from app.settings import effective_settings
+
+log = logging.getLogger(__name__)
+
+SUCCESS, FAIL_CONTINUE, BLOCK = "SUCCESS", "FAIL_CONTINUE", "BLOCK"
+
+
+# -- answers to HubSpot ----------------------------------------------------------------------------------
+
+def execution_expiry() -> timedelta:
+    return parse_duration(current_app.config["EXECUTION_EXPIRY"])
+
+
+def parse_duration(text: str) -> timedelta:
+    """The ISO-8601 durations HubSpot takes (P6D, PT12H, P1DT2H30M)."""
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", text)
+    if not match or not any(match.groups()):
+        raise ValueError(f"EXECUTION_EXPIRY must be an ISO-8601 duration like P6D, not {text!r}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def reply_for(execution: Execution) -> dict:
+    """BLOCK while the work is under way; the stored outcome once there is one (HubSpot retried)."""
+    if execution.outcome:
+        return {"outputFields": output_fields(execution)}
+    return {"outputFields": {"hs_execution_state": BLOCK,
+                             "hs_expiration_duration": current_app.config["EXECUTION_EXPIRY"]}}
+
+
+def output_fields(execution: Execution) -> dict[str, str]:
+    return {**{k: str(v) for k, v in (execution.outputs or {}).items()}, "hs_execution_state": execution.outcome}
+
+
+def failure_outputs(error: ActionError) -> dict[str, str]:
+    return {"error_code": error.code, "error_message": error.message}
+
+
+def settle_without_running(session, execution: Execution) -> bool:
+    """Answer at once what needs no worker: an action not built yet, or a portal we have no tokens for."""
+    error = None
+    if execution.action not in ACTIONS:
+        error = ActionError("ACTION_NOT_AVAILABLE", action=execution.action)
+    elif get_portal(session, execution.portal_id) is None:
+        error = ActionError("QUICKBOOKS_NOT_CONNECTED", reason=f"HubSpot account {execution.portal_id} has not "
+                            "installed qbo-actions on this server (or its installation was removed).")
+    if error is None:
+        return False
+    execution_service.finish(execution, outcome=FAIL_CONTINUE, outputs=failure_outputs(error),
+                             error_code=error.code, error_message=error.message)
+    execution.status = Execution.COMPLETED  # answered directly: there is no callback to complete
+    execution.completed_at = utcnow()
+    session.commit()
+    return True
+
+
+# -- running the action ----------------------------------------------------------------------------------
+
+def run_execution(execution_id: int) -> None:
+    with db.new_session() as session:
+        if not execution_service.claim_for_run(session, execution_id):
+            return  # already done, or another worker holds it
+        execution = execution_service.get_execution(session, execution_id)
+        session.commit()  # end the read; every later write starts its own transaction
+        outcome = attempt(session, execution)
+        if outcome is None:
+            return
+        outputs, error = outcome
+        execution_service.finish(execution, outcome=FAIL_CONTINUE if error else SUCCESS, outputs=outputs,
+                                 error_code=error.code if error else "", error_message=error.message if error else "")
+        session.commit()
+        log.info("execution %s (%s %s) finished: %s", execution.id, execution.action, execution.callback_id,
+                 error.code if error else SUCCESS)
+    complete_callback(execution_id)
+
+
+def attempt(session, execution: Execution):
+    """(outputs, error or None), or None when the execution was postponed after a transient failure."""
+    try:
+        ctx = build_context(session, execution)
+        return run_action(ctx).output_fields(ctx), None
+    except ActionError as action_error:
+        error = action_error
+    except QuickBooksFault as fault:
+        error = explain_fault(fault)
+    except QuickBooksAuthExpired as expired:
+        error = ActionError("QUICKBOOKS_AUTH_EXPIRED", company=expired.company)
+    except TransientError as exc:
+        if postpone_run(session, execution, exc):
+            return None
+        error = ActionError("QUICKBOOKS_UNAVAILABLE", reason=f"{exc.service}: {exc.reason}")
+    except HubSpotAuthError as exc:
+        error = ActionError("INTERNAL_ERROR", reason=f"HubSpot refused our token for this account ({exc}); "
+                            "reinstall the app")
+    except Exception as exc:  # the one broad catch: report it, never call it a success
+        log.exception("execution %s failed unexpectedly", execution.id)
+        sentry_sdk.capture_exception(exc)
+        error = ActionError("INTERNAL_ERROR", reason=describe_unexpected(exc))
+    return failure_outputs(error), error
+
+
+def describe_unexpected(exc: Exception) -> str:
+    if isinstance(exc, HubSpotError):
+        return f"HubSpot answered {exc.status}: {exc.message[:200]}"
+    return type(exc).__name__
+
+
+def retry_delays() -> list[float]:
+    return [float(d) for d in current_app.config["RETRY_DELAYS"]]
+
+
+def postpone_run(session, execution: Execution, exc: TransientError) -> bool:
+    """Schedule another try unless the retries are used up; True when postponed."""
+    delays = retry_delays()
+    if execution.attempts > len(delays):
+        return False
+    delay = max(delays[execution.attempts - 1], exc.retry_after or 0)
+    execution_service.postpone(execution, delay=delay, status=Execution.PENDING)
+    session.commit()
+    log.warning("execution %s: %s; trying again in %.0fs", execution.id, exc.reason, delay)
+    queue.enqueue_execution(execution.id, delay=delay)
+    return True
+
+
+def build_context(session, execution: Execution) -> ActionContext:
+    config = current_app.config
+    portal = get_portal(session, execution.portal_id)
+    connection = choose_connection(list_connections(session, portal.id), execution.inputs.get("quickbooks_account", ""))
+    execution.realm_id = connection.realm_id
+    session.commit()
+    crm = HubSpotClient(base_url=config["HUBSPOT_API_BASE_URL"], tokens=PortalTokens(portal, config),
+                        version=config["HUBSPOT_API_VERSION"], timeout=config["HTTP_TIMEOUT"])
+    books = BooksClient(realm_id=connection.realm_id, company_name=connection.company_name,
+                        tokens=ConnectionTokens(connection, config), api_base_url=config["QBO_API_BASE_URL"],
+                        minor_version=config["QBO_MINOR_VERSION"], timeout=config["HTTP_TIMEOUT"])
+    return ActionContext(
+        portal_id=execution.portal_id, callback_id=execution.callback_id, action=execution.action,
+        object_type=execution.object_type, object_id=execution.object_id, inputs=execution.inputs,
+        crm=crm, books=books, journal=ExecutionJournal(db, execution.id), mappings=MappingStore(db, connection.id),
+        settings=effective_settings(portal, connection), quickbooks_app_url=config["QBO_APP_URL"])
+
+
+def choose_connection(connections, requested: str):
+    active = list(connections)
+    if not active:
+        raise ActionError("QUICKBOOKS_NOT_CONNECTED", reason="This HubSpot account has no QuickBooks company connected.")
+    if requested:
+        for connection in active:
+            if connection.realm_id == requested:
+                return connection
+        raise ActionError("QUICKBOOKS_NOT_CONNECTED", reason=f"The QuickBooks company {requested} chosen in the "
+                          f"action is not connected to this HubSpot account (connected: {names(active)}).")
+    if len(active) > 1:
+        raise ActionError("QUICKBOOKS_NOT_CONNECTED", reason="Several QuickBooks companies are connected "
+                          f"({names(active)}) and the action does not say which to use.")
+    return active[0]
+
+
+def names(connections) -> str:
+    return ", ".join(f"{c.company_name or 'unnamed'} ({c.realm_id})" for c in connections)
+
+
+# -- completing HubSpot's callback -----------------------------------------------------------------------
+
+def complete_callback(execution_id: int) -> None:
+    with db.new_session() as session:
+        if not execution_service.claim_for_callback(session, execution_id):
+            return
+        execution = execution_service.get_execution(session, execution_id)
+        session.commit()
+        if utcnow() >= execution.expires_at:
+            expire(session, execution)
+            return
+        try:
+            hubspot_client(session, execution.portal_id).complete_callback(execution.callback_id, output_fields(execution))
+        except (TransientError, HubSpotError, HubSpotAuthError, OSError) as exc:
+            if already_completed(exc):
+                mark_completed(session, execution, note="HubSpot had already recorded this outcome.")
+                return
+            postpone_callback(session, execution, exc)
+            return
+        mark_completed(session, execution)
+
+
+def hubspot_client(session, portal_id: int) -> HubSpotClient:
+    config = current_app.config
+    return HubSpotClient(base_url=config["HUBSPOT_API_BASE_URL"], tokens=PortalTokens(get_portal(session, portal_id), config),
+                         version=config["HUBSPOT_API_VERSION"], timeout=config["HTTP_TIMEOUT"])
+
+
+def already_completed(exc: Exception) -> bool:
+    return isinstance(exc, HubSpotError) and exc.status == 400 and "not in a pending state" in exc.message
+
+
+def mark_completed(session, execution: Execution, note: str = "") -> None:
+    execution.status = Execution.COMPLETED
+    execution.completed_at = utcnow()
+    execution.lease_until = None
+    if note:
+        execution.notes = [*(execution.notes or []), note]
+    session.commit()
+
+
+def expire(session, execution: Execution) -> None:
+    """HubSpot stopped waiting: keep the document and say so loudly, never drop it silently."""
+    execution.status = Execution.EXPIRED
+    execution.lease_until = None
+    session.commit()
+    log.error("execution %s (%s): HubSpot callback %s expired before it could be completed; outcome %s %s kept",
+              execution.id, execution.action, execution.callback_id, execution.outcome,
+              execution.outputs.get("quickbooks_document_id", ""))
+
+
+def postpone_callback(session, execution: Execution, exc: Exception) -> None:
+    delays = [float(d) for d in current_app.config["CALLBACK_RETRY_DELAYS"]]
+    delay = delays[min(execution.callback_attempts, len(delays)) - 1]
+    delay = max(delay, getattr(exc, "retry_after", None) or 0)
+    execution_service.postpone(execution, delay=delay, status=Execution.FINISHED, error=str(exc))
+    session.commit()
+    log.warning("execution %s: completing callback failed (%s); trying again in %.0fs", execution.id, exc, delay)
+    queue.enqueue_completion(execution.id, delay=delay)
+
+
+# -- lost work -------------------------------------------------------------------------------------------
+
+def requeue_stale() -> int:
+    """Re-enqueue executions whose job was lost (crash between commit and enqueue, worker killed)."""
+    with db.new_session() as session:
+        older_than = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
+        stale = execution_service.stale_executions(session, older_than=older_than)
+        for execution in stale:
+            if execution.status == Execution.FINISHED:
+                queue.enqueue_completion(execution.id)
+            else:
+                queue.enqueue_execution(execution.id)
+    if stale:
+        log.warning("re-enqueued %d executions whose jobs were lost", len(stale))
+    return len(stale)
