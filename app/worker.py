@@ -16,10 +16,9 @@ from actions.context import ActionContext
 from actions.errors import ActionError, QuickBooksAuthExpired, QuickBooksFault, TransientError, explain_fault
 from app import queue
 from app.extensions import db
-from app.hubspot.client import HubSpotClient, HubSpotError
-from app.hubspot.oauth import HubSpotAuthError, PortalTokens
-from app.quickbooks.client import BooksClient
-from app.quickbooks.oauth import ConnectionTokens
+from app.hubspot.client import HubSpotError, hubspot_client
+from app.hubspot.oauth import HubSpotAuthError
+from app.quickbooks.client import books_client
 from app.storage import executions as execution_service
 from app.storage.connections import MappingStore, get_portal, list_connections
 from app.storage.journal import ExecutionJournal
@@ -154,15 +153,10 @@ def build_context(session, execution: Execution) -> ActionContext:
     connection = choose_connection(list_connections(session, portal.id), execution.inputs.get("quickbooks_account", ""))
     execution.realm_id = connection.realm_id
     session.commit()
-    crm = HubSpotClient(base_url=config["HUBSPOT_API_BASE_URL"], tokens=PortalTokens(portal, config),
-                        version=config["HUBSPOT_API_VERSION"], timeout=config["HTTP_TIMEOUT"])
-    books = BooksClient(realm_id=connection.realm_id, company_name=connection.company_name,
-                        tokens=ConnectionTokens(connection, config), api_base_url=config["QBO_API_BASE_URL"],
-                        minor_version=config["QBO_MINOR_VERSION"], timeout=config["HTTP_TIMEOUT"])
     return ActionContext(
         portal_id=execution.portal_id, callback_id=execution.callback_id, action=execution.action,
         object_type=execution.object_type, object_id=execution.object_id, inputs=execution.inputs,
-        crm=crm, books=books, journal=ExecutionJournal(db, execution.id), mappings=MappingStore(db, connection.id),
+        crm=hubspot_client(portal, config), books=books_client(connection, config), journal=ExecutionJournal(db, execution.id), mappings=MappingStore(db, connection.id),
         settings=effective_settings(portal, connection), quickbooks_app_url=config["QBO_APP_URL"])
 
 
@@ -198,7 +192,8 @@ def complete_callback(execution_id: int) -> None:
             expire(session, execution)
             return
         try:
-            hubspot_client(session, execution.portal_id).complete_callback(execution.callback_id, output_fields(execution))
+            crm = hubspot_client(get_portal(session, execution.portal_id), current_app.config)
+            crm.complete_callback(execution.callback_id, output_fields(execution))
         except (TransientError, HubSpotError, HubSpotAuthError, OSError) as exc:
             if already_completed(exc):
                 mark_completed(session, execution, note="HubSpot had already recorded this outcome.")
@@ -206,12 +201,6 @@ def complete_callback(execution_id: int) -> None:
             postpone_callback(session, execution, exc)
             return
         mark_completed(session, execution)
-
-
-def hubspot_client(session, portal_id: int) -> HubSpotClient:
-    config = current_app.config
-    return HubSpotClient(base_url=config["HUBSPOT_API_BASE_URL"], tokens=PortalTokens(get_portal(session, portal_id), config),
-                         version=config["HUBSPOT_API_VERSION"], timeout=config["HTTP_TIMEOUT"])
 
 
 def already_completed(exc: Exception) -> bool:

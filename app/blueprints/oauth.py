@@ -10,7 +10,7 @@ from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientErro
 from app.extensions import db
 from app.hubspot import oauth as hubspot_oauth
 from app.quickbooks import oauth as quickbooks_oauth
-from app.quickbooks.client import BooksClient
+from app.quickbooks.client import books_client
 from app.storage.connections import get_or_create_connection, get_or_create_portal, get_portal
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
@@ -104,13 +104,8 @@ def quickbooks_callback():
 
 def describe_company(connection) -> None:
     """Keep the company's name and country: dropdowns and messages show them."""
-    config = current_app.config
-    books = BooksClient(realm_id=connection.realm_id, company_name=connection.realm_id,
-                        tokens=quickbooks_oauth.ConnectionTokens(connection, config),
-                        api_base_url=config["QBO_API_BASE_URL"], minor_version=config["QBO_MINOR_VERSION"],
-                        timeout=config["HTTP_TIMEOUT"])
     try:
-        info = books.company_info()
+        info = books_client(connection, current_app.config).company_info()
     except (QuickBooksFault, QuickBooksAuthExpired, TransientError):
         current_app.logger.warning("could not read company info of realm %s", connection.realm_id)
         return

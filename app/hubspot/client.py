@@ -114,3 +114,11 @@ class HubSpotClient:
             body = {"message": response.text[:300]}
         error = HubSpotNotFound if response.status_code == 404 else HubSpotError
         raise error(response.status_code, body.get("message", ""), body.get("category", ""))
+
+
+def hubspot_client(portal, config) -> HubSpotClient:
+    """The HubSpotClient for one installed portal, with its token refreshed on demand."""
+    from app.hubspot.oauth import PortalTokens
+
+    return HubSpotClient(base_url=config["HUBSPOT_API_BASE_URL"], tokens=PortalTokens(portal, config),
+                         version=config["HUBSPOT_API_VERSION"], timeout=config["HTTP_TIMEOUT"])

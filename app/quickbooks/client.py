@@ -148,3 +148,12 @@ def fault_from_batch(fault: dict, entity: str) -> QuickBooksFault:
     if code in TRANSIENT_FAULT_CODES:
         raise TransientError(f"QuickBooks fault {code} in a batch")
     return QuickBooksFault(code, error.get("Message", ""), error.get("Detail", ""), error.get("element", ""), entity)
+
+
+def books_client(connection, config) -> BooksClient:
+    """The BooksClient for one stored connection, with its tokens refreshed on demand."""
+    from app.quickbooks.oauth import ConnectionTokens
+
+    return BooksClient(realm_id=connection.realm_id, company_name=connection.company_name,
+                       tokens=ConnectionTokens(connection, config), api_base_url=config["QBO_API_BASE_URL"],
+                       minor_version=config["QBO_MINOR_VERSION"], timeout=config["HTTP_TIMEOUT"])
