@@ -38,7 +38,7 @@ worker: migrate
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: migrate
+bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
 clean:

@@ -21,8 +21,9 @@ def worker_command(threads):
 
     requeue_stale()  # work left behind by a crash runs first
     queue = current_app.extensions["queue"]
+    # An idle consumer polls SQLite with a backoff; cap it so a new job waits at most a fraction of a second.
     Consumer(queue.huey, workers=threads or current_app.config["WORKER_THREADS"], worker_type="thread",
-             periodic=True, check_worker_health=True).run()
+             periodic=True, check_worker_health=True, max_delay=0.25).run()
 
 
 
