@@ -24,7 +24,7 @@ def send(session, method: str, url: str, *, service: str, timeout: float, retrie
     HubSpot callback completion); reads are always safe.
     """
     for attempt in range(retries + 1):
-        reason, wait = None, backoff * (2 ** attempt)
+        reason, retry_after = None, None
         try:
             response = session.request(method, url, timeout=timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -34,10 +34,9 @@ def send(session, method: str, url: str, *, service: str, timeout: float, retrie
                 return response
             reason = f"{service} answered HTTP {response.status_code}"
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if retry_after is not None:
-                wait = retry_after
+        wait = backoff * (2 ** attempt) if retry_after is None else retry_after
         if attempt == retries or wait > MAX_INLINE_WAIT:
-            raise TransientError(reason, retry_after=wait, service=service)
+            raise TransientError(reason, retry_after=retry_after, service=service)
         log.info("%s; retrying in %.1fs", reason, wait)
         time.sleep(wait)
     raise AssertionError("unreachable")

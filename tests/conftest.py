@@ -7,6 +7,7 @@ are set (CI sets both, and there a skipped back-end test is a failure).
 import json
 import os
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from cryptography.fernet import Fernet
@@ -177,6 +178,27 @@ def execution_body(callback_id="ap-62515-1001-1-0", object_id="101", object_type
         body |= {"context": {"actionId": 1, "source": "WORKFLOWS"}, "fields": inputs,
                  "typedInputs": {k: {"value": v, "type": "STRING"} for k, v in inputs.items()}}
     return body
+
+
+@pytest.fixture
+def run_due_jobs(app):
+    """Let time pass for the embedded queue: run every job scheduled for later, until none is left."""
+
+    def run(rounds: int = 100) -> int:
+        huey = app.extensions["queue"].huey
+        far_future = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=30)
+        ran = 0
+        for _ in range(rounds):
+            due = huey.read_schedule(far_future)
+            if not due:
+                return ran
+            for task in due:
+                with app.app_context():
+                    huey.execute(task, timestamp=far_future)
+                ran += 1
+        return ran
+
+    return run
 
 
 @pytest.fixture

@@ -251,9 +251,12 @@ def test_revoked_quickbooks_authorization_fails_with_auth_expired(signed_post, d
         assert db.session.scalars(select(QuickBooksConnection)).one().state == "reconnect_needed"
 
 
-def test_quickbooks_outage_ends_in_quickbooks_unavailable(signed_post, deal, fake_quickbooks, fake_hubspot, app):
+def test_quickbooks_outage_ends_in_quickbooks_unavailable(signed_post, deal, fake_quickbooks, fake_hubspot, app,
+                                                          run_due_jobs):
     fake_quickbooks.fail_next("POST /invoice", status=503, times=100)
     signed_post(PATH, execution_body(object_id=deal.deal_id))
+    assert fake_hubspot.completions == [] and executions(app)[0].status == "pending"  # waiting for its retry
+    run_due_jobs()
     fields = fake_hubspot.completions[0].output_fields
     assert fields["error_code"] == "QUICKBOOKS_UNAVAILABLE"
     assert invoices(fake_quickbooks) == []
@@ -268,9 +271,11 @@ def test_quickbooks_throttling_is_retried(signed_post, deal, fake_quickbooks, fa
     assert fake_hubspot.completions[0].output_fields["hs_execution_state"] == "SUCCESS"
 
 
-def test_failing_callback_completion_is_retried_not_dropped(signed_post, deal, fake_hubspot, app):
+def test_failing_callback_completion_is_retried_not_dropped(signed_post, deal, fake_hubspot, app, run_due_jobs):
     fake_hubspot.fail_next("POST /automation/actions/callbacks", status=502, times=4)
     signed_post(PATH, execution_body(object_id=deal.deal_id))
+    assert executions(app)[0].status == "finished"
+    run_due_jobs()
     assert len(fake_hubspot.completions) == 1
     [execution] = executions(app)
     assert execution.status == "completed"

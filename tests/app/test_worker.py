@@ -1,0 +1,95 @@
+"""The worker's bookkeeping: leases, expiry, and what a crashed run leaves for the next one."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app import worker
+from app.extensions import db
+from app.storage import executions as execution_service
+from app.storage.models import Execution, utcnow
+from tests.conftest import PORTAL_ID, REALM_ID, execution_body
+from tests.scenarios import seed_deal
+
+PATH = "/hubspot/actions/create_invoice"
+
+
+def only_execution():
+    db.session.expire_all()  # the worker wrote through its own session
+    return db.session.scalars(select(Execution)).one()
+
+
+def record_without_running(signed_post, monkeypatch, body):
+    monkeypatch.setattr("app.queue.enqueue_execution", lambda *args, **kwargs: None)
+    signed_post(PATH, body)
+    monkeypatch.undo()
+
+
+def test_a_run_whose_worker_died_is_taken_over_after_its_lease(app, signed_post, portal, connection, fake_quickbooks,
+                                                               fake_hubspot, monkeypatch):
+    deal = seed_deal(portal, fake_quickbooks)
+    record_without_running(signed_post, monkeypatch, execution_body(object_id=deal.deal_id))
+    with app.app_context():
+        execution = only_execution()
+        assert execution_service.claim_for_run(db.session, execution.id)  # a worker took it, then died
+        assert not execution_service.claim_for_run(db.session, execution.id)  # the lease keeps others out
+        execution.lease_until = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        assert [e.id for e in execution_service.stale_executions(db.session, older_than=timedelta(minutes=3))] == [execution.id]
+        worker.run_execution(execution.id)
+        assert only_execution().status == "completed"
+    assert len(fake_quickbooks.company(REALM_ID).all("Invoice")) == 1
+    assert len(fake_hubspot.completions) == 1
+
+
+def test_a_completion_after_hubspot_stopped_waiting_marks_the_execution_expired(app, signed_post, portal, connection,
+                                                                               fake_quickbooks, fake_hubspot, caplog):
+    deal = seed_deal(portal, fake_quickbooks)
+    fake_hubspot.fail_next("POST /automation/actions/callbacks", status=503, times=100)
+    signed_post(PATH, execution_body(object_id=deal.deal_id))
+    with app.app_context():
+        execution = only_execution()
+        assert execution.status == "finished"  # outcome stored, completion still owed
+        assert "503" in execution.last_callback_error
+        execution.expires_at = utcnow() - timedelta(seconds=1)
+        execution.next_run_at = None
+        db.session.commit()
+        worker.complete_callback(execution.id)
+        execution = only_execution()
+        assert execution.status == "expired"
+        assert execution.outputs["quickbooks_document_id"]  # the document is kept and visible
+    assert "expired before it could be completed" in caplog.text
+    assert app.extensions["queue"].huey.scheduled()  # the retry was scheduled, not dropped
+    assert fake_hubspot.completions == []
+
+
+def test_repeat_delivery_after_the_outcome_answers_it_directly(app, signed_post, portal, connection, fake_quickbooks,
+                                                              fake_hubspot):
+    """HubSpot retrying after our BLOCK got lost: the stored outcome is the answer, and a completion
+    HubSpot then refuses as already settled counts as done."""
+    deal = seed_deal(portal, fake_quickbooks)
+    fake_hubspot.fail_next("POST /automation/actions/callbacks", status=503, times=100)
+    body = execution_body(object_id=deal.deal_id)
+    signed_post(PATH, body)
+    fields = signed_post(PATH, body).json["outputFields"]
+    assert fields["hs_execution_state"] == "SUCCESS"
+    assert fields["quickbooks_document_id"] == fake_quickbooks.company(REALM_ID).all("Invoice")[0]["Id"]
+
+
+def test_execution_expiry_duration_parsing():
+    assert worker.parse_duration("P6D") == timedelta(days=6)
+    assert worker.parse_duration("P1DT2H30M") == timedelta(days=1, hours=2, minutes=30)
+    assert worker.parse_duration("PT45S") == timedelta(seconds=45)
+
+
+def test_requeue_sweep_finds_pending_and_unfinished_completions(app, signed_post, portal, connection, fake_quickbooks,
+                                                               fake_hubspot, monkeypatch):
+    deal = seed_deal(portal, fake_quickbooks)
+    record_without_running(signed_post, monkeypatch, execution_body(object_id=deal.deal_id))
+    app.config["STALE_AFTER_SECONDS"] = 0
+    with app.app_context():
+        assert worker.requeue_stale() == 1
+        assert only_execution().status == "completed"
+        assert worker.requeue_stale() == 0
+    assert len(fake_hubspot.completions) == 1
+    assert fake_hubspot.completions[0].callback_id.startswith(f"ap-{PORTAL_ID}")
