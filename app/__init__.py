@@ -35,7 +35,16 @@ def init_sentry(app):
         import sentry_sdk
 
         # send_default_pii off: request bodies and headers (signatures, tokens) never leave the server.
-        sentry_sdk.init(dsn=app.config["SENTRY_DSN"], send_default_pii=False, environment=app.config["APP_ENV"])
+        sentry_sdk.init(dsn=app.config["SENTRY_DSN"], send_default_pii=False, environment=app.config["APP_ENV"],
+                        before_breadcrumb=redact_breadcrumb)
+
+
+def redact_breadcrumb(crumb, _hint):
+    """HubSpot's token metadata URL carries the access token in its path: keep it out of Sentry."""
+    url = (crumb.get("data") or {}).get("url", "")
+    if "/access-tokens/" in url:
+        crumb["data"]["url"] = url.split("/access-tokens/")[0] + "/access-tokens/[redacted]"
+    return crumb
 
 
 def init_extensions(app):

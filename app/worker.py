@@ -16,7 +16,7 @@ from actions.context import ActionContext
 from actions.errors import ActionError, QuickBooksAuthExpired, QuickBooksFault, TransientError, explain_fault
 from app import queue
 from app.extensions import db
-from app.hubspot.client import HubSpotError, hubspot_client
+from app.hubspot.client import HubSpotError, HubSpotNotFound, hubspot_client
 from app.hubspot.oauth import HubSpotAuthError
 from app.quickbooks.client import books_client
 from app.storage import executions as execution_service
@@ -117,6 +117,13 @@ def attempt(session, execution: Execution):
     except HubSpotAuthError as exc:
         error = ActionError("INTERNAL_ERROR", reason=f"HubSpot refused our token for this account ({exc}); "
                             "reinstall the app")
+    except HubSpotNotFound as exc:
+        error = ActionError("INVALID_INPUT", reason=f"HubSpot could not find a record this action reads "
+                            f"({exc.message or 'not found'}); it may have been deleted.")
+    except HubSpotError as exc:
+        log.warning("execution %s: HubSpot refused a read: %s", execution.id, exc)
+        hint = "; reinstall the app so it has the scopes it needs" if exc.status == 403 else ""
+        error = ActionError("INTERNAL_ERROR", reason=f"HubSpot answered {exc.status}: {exc.message[:200]}{hint}")
     except Exception as exc:  # the one broad catch: report it, never call it a success
         log.exception("execution %s failed unexpectedly", execution.id)
         sentry_sdk.capture_exception(exc)
@@ -125,8 +132,6 @@ def attempt(session, execution: Execution):
 
 
 def describe_unexpected(exc: Exception) -> str:
-    if isinstance(exc, HubSpotError):
-        return f"HubSpot answered {exc.status}: {exc.message[:200]}"
     return type(exc).__name__
 
 

@@ -93,3 +93,17 @@ def test_requeue_sweep_finds_pending_and_unfinished_completions(app, signed_post
         assert worker.requeue_stale() == 0
     assert len(fake_hubspot.completions) == 1
     assert fake_hubspot.completions[0].callback_id.startswith(f"ap-{PORTAL_ID}")
+
+
+def test_a_deleted_deal_fails_with_an_explanation_not_a_crash(signed_post, portal, connection, fake_hubspot):
+    signed_post(PATH, execution_body(object_id="424242"))
+    fields = fake_hubspot.completions[0].output_fields
+    assert (fields["hs_execution_state"], fields["error_code"]) == ("FAIL_CONTINUE", "INVALID_INPUT")
+    assert "may have been deleted" in fields["error_message"]
+
+
+def test_the_token_in_hubspots_metadata_url_never_reaches_sentry():
+    from app import redact_breadcrumb
+
+    crumb = redact_breadcrumb({"data": {"url": "https://api.hubapi.com/oauth/v1/access-tokens/secret-token"}}, None)
+    assert "secret-token" not in crumb["data"]["url"]
