@@ -42,7 +42,8 @@ def check_state(key: str) -> None:
 
 @bp.get("/hubspot/install")
 def hubspot_install():
-    return redirect(hubspot_oauth.authorize_url(current_app.config, new_state("hubspot_state")))
+    app_settings = current_app.extensions["hubspot_app_definition"].app
+    return redirect(hubspot_oauth.authorize_url(current_app.config, new_state("hubspot_state"), app_settings))
 
 
 @bp.get("/hubspot/callback")

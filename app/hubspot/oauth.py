@@ -8,9 +8,6 @@ from app.http import send
 from app.storage.models import Portal
 from app.storage.tokens import expires_soon, expiry_from, refresh_single_flight
 
-REQUIRED_SCOPES = ("oauth automation crm.objects.contacts.read crm.objects.deals.read crm.objects.companies.read "
-                   "crm.objects.line_items.read crm.objects.quotes.read")
-OPTIONAL_SCOPES = "crm.objects.commercepayments.read crm.objects.invoices.read"
 CALLBACK_PATH = "/oauth/hubspot/callback"
 
 
@@ -22,9 +19,11 @@ def redirect_uri(config) -> str:
     return config["PUBLIC_URL"] + CALLBACK_PATH
 
 
-def authorize_url(config, state: str) -> str:
+def authorize_url(config, state: str, app_settings: dict) -> str:
+    """HubSpot's consent page for the scopes hubspot-app.json declares (its `app` section)."""
     query = {"client_id": config["HUBSPOT_CLIENT_ID"], "redirect_uri": redirect_uri(config),
-             "scope": REQUIRED_SCOPES, "optional_scope": OPTIONAL_SCOPES, "state": state}
+             "scope": " ".join(app_settings["requiredScopes"]),
+             "optional_scope": " ".join(app_settings.get("optionalScopes") or []), "state": state}
     return config["HUBSPOT_AUTHORIZE_URL"] + "?" + urlencode(query)
 
 
