@@ -35,11 +35,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from requests.structures import CaseInsensitiveDict
+
+from tests.fakes.server import LoopbackServer
 
 __all__ = ["FakeHubSpot", "Portal", "RecordedRequest", "Completion", "CompletionAttempt", "DEFAULT_SCOPES"]
 
@@ -613,7 +615,10 @@ VERSION_PREFIXES = {
 SEGMENT = r"[^/]+"
 
 
-class FakeHubSpot:
+class FakeHubSpot(LoopbackServer):
+    handler_class = _RequestHandler
+    thread_name = "FakeHubSpot"
+
     def __init__(self, client_id: str = "hs-client-id", client_secret: str = "hs-client-secret",
                  app_id: int = 4242, developer_api_key: str = "hs-dev-key"):
         self.client_id = client_id
@@ -643,39 +648,6 @@ class FakeHubSpot:
         self._definition_ids = itertools.count(1_000_001)
         self._callback_numbers = itertools.count(56_776_413_549)
         self._routes = self._route_table()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle --
-
-    def start(self) -> FakeHubSpot:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _RequestHandler)
-        self._server.daemon_threads = True
-        self._server.fake = self
-        # A short poll interval makes stop() quick: shutdown() waits for the loop's next poll.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="FakeHubSpot", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = None
-
-    def __enter__(self) -> FakeHubSpot:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeHubSpot is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- test API --
 

@@ -39,10 +39,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.sax.saxutils import escape as xml_escape
+
+from tests.fakes.server import LoopbackServer
 
 __all__ = [
     "Company",
@@ -1659,11 +1661,6 @@ class _TokenBook:
             grant.revoked = True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    fake: "FakeQuickBooks"
-
-
 # --------------------------------------------------------------------------------------------
 # The fake
 # --------------------------------------------------------------------------------------------
@@ -1678,8 +1675,11 @@ MAX_BATCH_ITEMS = 30
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 
-class FakeQuickBooks:
+class FakeQuickBooks(LoopbackServer):
     """QuickBooks Online + Intuit OAuth on http://127.0.0.1:<port>. See the module docstring."""
+
+    handler_class = _Handler
+    thread_name = "fake-quickbooks"
 
     def __init__(self, client_id: str = "qbo-client-id", client_secret: str = "qbo-client-secret"):
         self.client_id = client_id
@@ -1692,37 +1692,6 @@ class FakeQuickBooks:
         self._tokens = _TokenBook()
         self._fault_rules: list[_FaultRule] = []
         self._replays: dict[tuple[str, str], _Response] = {}  # (realm, requestid) -> first response
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> "FakeQuickBooks":
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="fake-quickbooks", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
-
-    def __enter__(self) -> "FakeQuickBooks":
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("FakeQuickBooks is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def api_base(self) -> str:
