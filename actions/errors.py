@@ -5,6 +5,7 @@ add new ones, never rename. Steps raise `ActionError(code, **details)`; QuickBoo
 `QuickBooksFault` and are mapped here, as data, by `explain_fault`.
 """
 
+import re
 from dataclasses import dataclass
 
 
@@ -35,7 +36,7 @@ CATALOGUE: dict[str, Entry] = {
         retryable=True,
     ),
     "QUICKBOOKS_VALIDATION": Entry(
-        "QuickBooks refused the {entity}: {fault_message}{fault_detail}.",
+        "QuickBooks refused the {entity}: {fault_message}{fault_detail}.{advice}",
         "Correct the data QuickBooks names (in HubSpot, or in QuickBooks for its own records), then re-enroll the record.",
     ),
     "CONTACT_MISSING": Entry(
@@ -172,8 +173,30 @@ FAULT_CODES = {
     6210: "QUICKBOOKS_PERIOD_CLOSED",
     2500: "INVALID_INPUT",
     610: "INVALID_INPUT",
+    # Authentication faults that are not a plain 401 (those are refreshed first, in the client).
+    3200: "QUICKBOOKS_AUTH_EXPIRED",
+    100: "QUICKBOOKS_AUTH_EXPIRED",
+    120: "QUICKBOOKS_AUTH_EXPIRED",
+    # Normally retried as TransientError; here for when retries are used up.
+    3001: "QUICKBOOKS_UNAVAILABLE",
+    10000: "QUICKBOOKS_UNAVAILABLE",
 }
 TRANSIENT_FAULT_CODES = {3001, 10000}  # throttled; QuickBooks' own "application error"
+
+# Plain-words advice added to QUICKBOOKS_VALIDATION for faults that have no code of their own.
+FAULT_ADVICE = {
+    6070: "A line's amount did not equal its quantity times its unit price. qbo-actions rounds HubSpot's "
+          "discounts so that it does; check the line items for unusual quantities or prices (for example more "
+          "than 7 decimals), correct them in HubSpot, and report the execution if it happens again.",
+    6100: "QuickBooks did not accept a line's sales-tax code. US companies use TAX or NON on each line: check the "
+          "products' sales-tax settings in QuickBooks (and that automated sales tax is set up), then re-enroll.",
+    4000: "QuickBooks could not read a search qbo-actions sent, usually because a name or SKU holds unusual "
+          "characters (curly quotes, long dashes). Use plain characters in the product or contact name, or report "
+          "the execution.",
+    4001: "QuickBooks refused a search qbo-actions sent for this company. Report the execution id so it can be "
+          "fixed; nothing needs changing in HubSpot.",
+    6000: "This is one of QuickBooks' own business rules; its message says what to change.",
+}
 
 
 def explain_fault(fault: QuickBooksFault, **details) -> ActionError:
@@ -181,18 +204,26 @@ def explain_fault(fault: QuickBooksFault, **details) -> ActionError:
     code = FAULT_CODES.get(fault.code)
     if fault.code == 6000 and fault.mentions("service date"):
         code = "SERVICE_DATE_REQUIRED"
+    if code == "DUPLICATE_DISPLAY_NAME" and fault.entity not in ("", "Customer", "Vendor", "Employee"):
+        code = None  # a product or account name taken: QuickBooks' own words say which
     if code == "INVALID_INPUT":
         details.setdefault("reason", f"QuickBooks cannot use a value it was given ({fault.element or 'a reference'}): "
-                                     f"{fault.message}. {fault.detail}".strip())
+                                     f"{fault.message.rstrip('.')}. {fault.detail}".strip())
     if code is None:
         code = "QUICKBOOKS_VALIDATION"
-    details.setdefault("entity", fault.entity or "document")
+        advice = FAULT_ADVICE.get(fault.code)
+        details.setdefault("advice", f" {advice}" if advice else "")
+    details.setdefault("entity", in_words(fault.entity) or "document")
     details.setdefault("fault_message", fault.message.rstrip("."))
     details.setdefault("fault_detail", f" ({fault.detail.rstrip('.')})" if fault.detail else "")
     details.setdefault("number", _doc_number_from(fault.detail))
     details.setdefault("holder", f" ({fault.detail})" if fault.detail else "")
     details.setdefault("display_name", "?")
+    details.setdefault("contact", "the HubSpot record")
+    details.setdefault("company", "your QuickBooks company")
+    details.setdefault("reason", f"QuickBooks fault {fault.code}: {fault.message}")
     details.setdefault("where", "")
+    details.setdefault("advice", "")
     return ActionError(code, fault_code=fault.code, **details)
 
 
@@ -201,3 +232,8 @@ def _doc_number_from(detail: str) -> str:
     if marker not in detail:
         return "?"
     return detail.split(marker, 1)[1].split()[0]
+
+
+def in_words(entity: str) -> str:
+    """QuickBooks' entity name as a HubSpot admin would say it: SalesReceipt → sales receipt."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", entity or "").lower()

@@ -80,6 +80,9 @@ def pick_connection(portal, realm):
             if connection.realm_id == realm:
                 return connection
         raise click.ClickException(f"QuickBooks company {realm} is not connected to HubSpot account {portal.id}.")
+    if not connections:
+        raise click.ClickException(f"HubSpot account {portal.id} has no QuickBooks company connected: connect one "
+                                   "before setting company settings such as income_account.")
     if len(connections) != 1:
         raise click.ClickException("Say which QuickBooks company with --realm: "
                                    f"{len(connections)} are connected to HubSpot account {portal.id}.")

@@ -39,6 +39,16 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def fresh_preferences_cache():
+    """QuickBooks preferences are cached per process and realm; every test starts from its own fake company."""
+    from app.quickbooks import client
+
+    client._preferences_cache.clear()
+    yield
+    client._preferences_cache.clear()
+
+
 @pytest.fixture
 def fake_hubspot():
     fake = FakeHubSpot(client_id="hs-client-id", client_secret=HUBSPOT_SECRET).start()

@@ -1,5 +1,6 @@
 """Records seeded in the fakes: a deal with a contact and line items, and matching QuickBooks products."""
 
+import json
 from dataclasses import dataclass
 
 from tests.conftest import REALM_ID
@@ -35,3 +36,73 @@ def seed_deal(hubspot_portal, fake_quickbooks, *, email="ann.lee@acme.test", fir
         hubspot_portal.associate("deals", deal_id, "line_items", line_id)
         line_item_ids.append(line_id)
     return DealScenario(str(deal_id), str(contact_id), line_item_ids, str(widget["Id"]), str(service["Id"]))
+
+
+def configure(app, *, portal_id=None, realm_id=REALM_ID, company=None, **settings):
+    """Store portal settings (and, with company={...}, the QuickBooks company's own), as the CLI would."""
+    from actions.settings import parse_setting
+    from app.extensions import db
+    from app.storage.connections import get_connection, get_portal
+    from tests.conftest import PORTAL_ID
+
+    def parsed(values):
+        return {key: parse_setting(key, value if isinstance(value, str) else json.dumps(value))
+                for key, value in values.items()}
+
+    with app.app_context():
+        portal = get_portal(db.session, portal_id or PORTAL_ID)
+        portal.settings = {**(portal.settings or {}), **parsed(settings)}
+        if company:
+            connection = get_connection(db.session, portal_id=portal.id, realm_id=realm_id)
+            connection.settings = {**(connection.settings or {}), **parsed(company)}
+        db.session.commit()
+
+
+def stored_executions(app):
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.storage.models import Execution
+
+    with app.app_context():
+        db.session.expire_all()
+        return list(db.session.scalars(select(Execution).order_by(Execution.id)))
+
+
+def quickbooks_calls(fake_quickbooks, realm_id=REALM_ID) -> list[str]:
+    """The company API requests the fake received, as 'METHOD /path' (queries and batches with their SQL)."""
+    prefix = f"/v3/company/{realm_id}"
+    calls = []
+    for request in fake_quickbooks.requests:
+        if not request.path.startswith(prefix):
+            continue
+        calls.append(f"{request.method} {request.path[len(prefix):]}")
+    return calls
+
+
+def add_contact(hubspot_portal, deal_id, *, object_type="deals", type_id=None, label=None, **properties) -> str:
+    contact_id = hubspot_portal.add("contacts", properties)
+    hubspot_portal.associate(object_type, deal_id, "contacts", contact_id, type_id=type_id, label=label)
+    return str(contact_id)
+
+
+def seed_quote(hubspot_portal, fake_quickbooks, *, quote_properties=None, lines=None) -> DealScenario:
+    """A quote with the same two products as seed_deal's deal, its line items associated with the quote."""
+    company = fake_quickbooks.company(REALM_ID)
+    income = min(company.all("Account"), key=lambda a: int(a["Id"]))["Id"]
+    widget = company.add_item(Name="Widget", Sku="W-1", Type="NonInventory", UnitPrice=100,
+                              IncomeAccountRef={"value": income})
+    service = company.add_item(Name="Setup service", Type="Service", UnitPrice=250,
+                               IncomeAccountRef={"value": income})
+    quote_id = hubspot_portal.add("quotes", {"hs_title": "Acme quote", "hs_quote_amount": "450",
+                                             "hs_quote_number": "Q-2026-17", **(quote_properties or {})})
+    lines = lines if lines is not None else [
+        {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200", "hs_product_id": "501"},
+        {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250", "hs_product_id": "502"},
+    ]
+    line_item_ids = []
+    for properties in lines:
+        line_id = hubspot_portal.add("line_items", properties)
+        hubspot_portal.associate("quotes", quote_id, "line_items", line_id)
+        line_item_ids.append(line_id)
+    return DealScenario(str(quote_id), "", line_item_ids, str(widget["Id"]), str(service["Id"]))

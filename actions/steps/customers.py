@@ -1,21 +1,31 @@
 """resolve_customer: the QuickBooks customer for the billed party, remembered, found, or created.
 
 Contacts match by email (sync_filters mode) or by first name, last name and email (legacy mode);
-companies match by display name. QuickBooks display names are unique across customers, vendors and
+companies match by name. QuickBooks display names are unique across customers, vendors and
 employees, so a name is checked before it is used and disambiguated (or refused) when taken.
+
+A cold lookup is one QuickBooks request: the match query and the display-name checks travel in one
+/batch, so creating a customer costs that batch and the create.
 """
 
+from dataclasses import dataclass
+
 from actions.errors import ActionError, QuickBooksFault
-from actions.steps.query import literal
+from actions.steps.query import literal, literal_list
 from actions.steps.source import Party
 
 DUPLICATE_NAME = 6240
+NOT_QUERYABLE = 4001
 NAME_NAMESPACES = ("Customer", "Vendor", "Employee")
 MAX_NAME_TRIES = 20
+DISPLAY_NAME_LENGTH = 100  # QuickBooks allows 500; 100 keeps names readable on forms and in lists
 
 
 def resolve_customer(ctx, party: Party) -> dict:
-    customer = remembered_customer(ctx, party) or find_customer(ctx, party) or create_customer(ctx, party)
+    customer = remembered_customer(ctx, party)
+    if customer is None:
+        lookup = look_up(ctx, party)
+        customer = choose(ctx, party, lookup.matches) or create_customer(ctx, party, lookup)
     ctx.mappings.remember(party.kind, party.record.id, str(customer["Id"]))
     return customer
 
@@ -34,32 +44,69 @@ def remembered_customer(ctx, party: Party) -> dict | None:
     return None
 
 
-def find_customer(ctx, party: Party) -> dict | None:
+# -- finding -----------------------------------------------------------------------------------------------
+
+@dataclass
+class Lookup:
+    matches: list[dict]  # customers that are this party, active or not
+    taken: set[str]  # casefolded display names held by a customer, vendor or employee
+    candidates: list[str]  # display names to try, best first
+
+
+def look_up(ctx, party: Party) -> Lookup:
+    """Who matches the party, and which candidate display names are taken: one QuickBooks request."""
+    candidates = list(display_name_candidates(party))
+    if not candidates[0]:
+        raise ActionError("CONTACT_NOT_ELIGIBLE", contact=party.describe(), condition="name or email is known")
+    match_queries = matching_queries(party)
+    selects = match_queries + name_queries(candidates)
+    try:
+        answers = ctx.books.query_batch(selects)
+    except QuickBooksFault as fault:
+        if fault.code != NOT_QUERYABLE or not party_uses_email(party):
+            raise
+        # Some companies refuse an email filter: read every customer and compare emails ourselves.
+        found = scan_customers(ctx)
+        answers = [found] + ctx.books.query_batch(name_queries(candidates))  # [found] answers the one email query
+    found = [customer for answer in answers[:len(match_queries)] for customer in answer]
+    taken = {record.get("DisplayName", "").casefold() for answer in answers[len(match_queries):] for record in answer}
+    return Lookup(matches=matching(ctx, party, unique(found)), taken=taken, candidates=candidates)
+
+
+def party_uses_email(party: Party) -> bool:
+    return party.kind == "contact" and bool(party.email)
+
+
+def matching_queries(party: Party) -> list[str]:
     if party.kind == "company":
-        found = query_customers(ctx, f"DisplayName = {literal(clean(party.name))}") if party.name else []
-        return choose(ctx, party, found)
+        name = literal(clean(party.name))
+        return [f"SELECT * FROM Customer WHERE DisplayName = {name} AND Active IN (true, false)",
+                f"SELECT * FROM Customer WHERE CompanyName = {name} AND Active IN (true, false)"] if party.name else []
     if not party.email:
-        return None
-    found = find_by_email(ctx, party.email)
+        return []
+    return [f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {literal(party.email)} AND Active IN (true, false)"]
+
+
+def name_queries(candidates: list[str]) -> list[str]:
+    where = f"DisplayName IN {literal_list(candidates)} AND Active IN (true, false)"
+    return [f"SELECT * FROM {entity} WHERE {where} MAXRESULTS 1000" for entity in NAME_NAMESPACES]
+
+
+def matching(ctx, party: Party, found: list[dict]) -> list[dict]:
+    """Keep the customers that really are the party: QuickBooks compares loosely."""
+    if party.kind == "company":
+        name = clean(party.name).casefold()
+        return [c for c in found if name in (c.get("DisplayName", "").casefold(), c.get("CompanyName", "").casefold())]
+    # The promise is an exact match on the address, ignoring case.
+    found = [c for c in found if email_of(c).casefold() == party.email.casefold()]
     if ctx.settings.get("contact_matching") == "legacy":
         # HubSpot's legacy integration matched first name, last name and email together.
         found = [c for c in found if same_name(c, party)]
-    return choose(ctx, party, found)
+    return found
 
 
-def query_customers(ctx, condition: str) -> list[dict]:
-    return ctx.books.query(f"SELECT * FROM Customer WHERE {condition} AND Active IN (true, false)")
-
-
-def find_by_email(ctx, email: str) -> list[dict]:
-    try:
-        found = query_customers(ctx, f"PrimaryEmailAddr = {literal(email)}")
-    except QuickBooksFault as fault:
-        if fault.code != 4001:
-            raise
-        found = scan_customers(ctx)  # some companies refuse email filters: compare them ourselves
-    # QuickBooks compares loosely; the match we promise is exact on the address, ignoring case.
-    return [c for c in found if email_of(c).casefold() == email.casefold()]
+def unique(customers: list[dict]) -> list[dict]:
+    return list({str(c["Id"]): c for c in customers}.values())
 
 
 def scan_customers(ctx) -> list[dict]:
@@ -74,8 +121,8 @@ def scan_customers(ctx) -> list[dict]:
 
 
 def same_name(customer: dict, party: Party) -> bool:
-    return (customer.get("GivenName", "").casefold() == party.record.get("firstname").casefold()
-            and customer.get("FamilyName", "").casefold() == party.record.get("lastname").casefold())
+    return (customer.get("GivenName", "").strip().casefold() == party.record.get("firstname").casefold()
+            and customer.get("FamilyName", "").strip().casefold() == party.record.get("lastname").casefold())
 
 
 def choose(ctx, party: Party, candidates: list[dict]) -> dict | None:
@@ -86,34 +133,55 @@ def choose(ctx, party: Party, candidates: list[dict]) -> dict | None:
 
     def rank(customer):
         return (not customer.get("Active", True),
-                bool(name) and customer.get("DisplayName", "").casefold() != name,
+                not (name and customer.get("DisplayName", "").casefold() == name),
                 customer.get("MetaData", {}).get("CreateTime", ""),
                 int(customer["Id"]))
 
-    chosen = sorted(candidates, key=rank)[0]
+    ranked = sorted(candidates, key=rank)
+    chosen = ranked[0]
     if len(candidates) > 1:
-        ctx.journal.note(f"{len(candidates)} QuickBooks customers match {party.describe()}; chose {chosen['Id']} "
-                         f"('{chosen.get('DisplayName', '')}'): active first, then matching name, then oldest.")
+        ctx.journal.note(f"{len(candidates)} QuickBooks customers match {party.describe()} "
+                         f"({', '.join(describe_customer(c) for c in ranked)}); chose {describe_customer(chosen)} "
+                         f"because it is {reason(rank(chosen), rank(ranked[1]))}.")
     if not chosen.get("Active", True):
         raise ActionError("CUSTOMER_NOT_FOUND", customer_id=chosen["Id"], contact=party.describe())
     return chosen
 
 
-def create_customer(ctx, party: Party) -> dict:
+def reason(best: tuple, runner_up: tuple) -> str:
+    if best[0] != runner_up[0]:
+        return "the only active one"
+    if best[1] != runner_up[1]:
+        return "active and named like the HubSpot record"
+    return "the oldest of the equally good matches"
+
+
+def describe_customer(customer: dict) -> str:
+    state = "" if customer.get("Active", True) else ", inactive"
+    return f"{customer['Id']} '{customer.get('DisplayName', '')}'{state}"
+
+
+# -- creating ----------------------------------------------------------------------------------------------
+
+def create_customer(ctx, party: Party, lookup: Lookup) -> dict:
     body = customer_body(party)
-    for display_name in free_display_names(ctx, party):
+    for display_name in free_display_names(ctx, party, lookup):
         try:
             customer = ctx.books.create("Customer", body | {"DisplayName": display_name},
                                         request_id=ctx.request_id(f"customer:{display_name}"))
         except QuickBooksFault as fault:
             if fault.code != DUPLICATE_NAME:
                 raise
+            # Taken between our check and the write (another execution, or someone in QuickBooks).
             if refuses_conflicts(ctx):
-                raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=display_name, contact=party.describe()) from fault
-            continue  # taken between our check and the write: the next free name
+                raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=display_name,
+                                  contact=party.describe()) from fault
+            ctx.journal.note(f"QuickBooks display name '{display_name}' was taken while creating the customer "
+                             f"for {party.describe()}; trying the next free name.")
+            continue
         ctx.journal.wrote("customer", "Customer", customer)
         return customer
-    raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=clean(party.name), contact=party.describe())
+    raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=lookup.candidates[0], contact=party.describe())
 
 
 def customer_body(party: Party) -> dict:
@@ -121,7 +189,7 @@ def customer_body(party: Party) -> dict:
     if party.email:
         body["PrimaryEmailAddr"] = {"Address": party.email}
     if party.kind == "company":
-        body["CompanyName"] = clean(party.name)[:100]
+        body["CompanyName"] = clean(party.name)
     else:
         if party.record.get("firstname"):
             body["GivenName"] = party.record.get("firstname")[:100]
@@ -130,19 +198,15 @@ def customer_body(party: Party) -> dict:
     return body
 
 
-def free_display_names(ctx, party: Party):
-    """Candidate names that no customer, vendor or employee uses (all looked up in one batch)."""
-    candidates = list(display_name_candidates(party))
-    if not candidates[0]:
-        raise ActionError("CONTACT_NOT_ELIGIBLE", contact=party.describe(), condition="name or email is known")
-    taken = taken_names(ctx, candidates)
-    if candidates[0].casefold() in taken and refuses_conflicts(ctx):
-        raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=candidates[0], contact=party.describe())
-    for name in candidates:
-        if name.casefold() not in taken:
-            if name != candidates[0]:
-                ctx.journal.note(f"QuickBooks display name '{candidates[0]}' is taken; "
-                                 f"using '{name}' for {party.describe()}.")
+def free_display_names(ctx, party: Party, lookup: Lookup):
+    """The candidate names that no customer, vendor or employee uses, best first."""
+    first = lookup.candidates[0]
+    if first.casefold() in lookup.taken and refuses_conflicts(ctx):
+        raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=first, contact=party.describe())
+    for name in lookup.candidates:
+        if name.casefold() not in lookup.taken:
+            if name != first:
+                ctx.journal.note(f"QuickBooks display name '{first}' is taken; using '{name}' for {party.describe()}.")
             yield name
 
 
@@ -150,25 +214,23 @@ def refuses_conflicts(ctx) -> bool:
     return ctx.settings.get("display_name_conflicts") == "fail"
 
 
-def taken_names(ctx, names: list[str]) -> set[str]:
-    where = "DisplayName IN (" + ", ".join(literal(n) for n in names) + ") AND Active IN (true, false)"
-    answers = ctx.books.query_batch([f"SELECT * FROM {entity} WHERE {where}" for entity in NAME_NAMESPACES])
-    return {record.get("DisplayName", "").casefold() for answer in answers for record in answer}
-
-
 def display_name_candidates(party: Party):
     """'Name', then 'Name (email)', then 'Name (2)', ...: unique, colon-free, at most 100 characters."""
     name = clean(party.name or party.email)
-    yield name
+    seen = set()
     email = clean(party.email)
-    if email and email != name:
-        yield f"{name[:100 - len(email) - 3]} ({email})"
-    for n in range(2, MAX_NAME_TRIES):
-        yield f"{name[:94]} ({n})"
+    suffixes = ([f" ({email})"] if email and email.casefold() != name.casefold() else []) + \
+               [f" ({n})" for n in range(2, MAX_NAME_TRIES + 1)]
+    for candidate in [name] + [name[:DISPLAY_NAME_LENGTH - len(suffix)].rstrip() + suffix for suffix in suffixes
+                               if len(suffix) < DISPLAY_NAME_LENGTH // 2]:
+        if candidate.casefold() not in seen:
+            seen.add(candidate.casefold())
+            yield candidate
 
 
 def clean(text: str) -> str:
-    return " ".join((text or "").replace(":", " ").split())[:100]
+    """QuickBooks rejects colons in names (they separate sub-customers); collapse whitespace too."""
+    return " ".join((text or "").replace(":", " ").split())[:DISPLAY_NAME_LENGTH]
 
 
 def email_of(customer: dict) -> str:

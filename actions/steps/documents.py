@@ -13,29 +13,38 @@ def create_document(ctx, entity: str, body: dict, *, step: str) -> dict:
     except QuickBooksFault as fault:
         if fault.code != DUPLICATE_DOCUMENT_NUMBER or not body.get("DocNumber"):
             raise
-        record = our_document_holding(ctx, entity, body["DocNumber"], step)
+        record = our_document_holding(ctx, entity, body["DocNumber"], step, fault)
     ctx.journal.wrote(step, entity, record)
     return record
 
 
-def our_document_holding(ctx, entity: str, number: str, step: str) -> dict:
+def our_document_holding(ctx, entity: str, number: str, step: str, fault: QuickBooksFault) -> dict:
     """The number is taken: fine if this execution took it earlier, otherwise name the document that did."""
     holders = ctx.books.query(f"SELECT * FROM {entity} WHERE DocNumber = {literal(number)}")
     written = ctx.journal.written(step) or {}
     for holder in holders:
-        if str(holder["Id"]) == written.get("id") or ctx.callback_id in (holder.get("PrivateNote") or ""):
+        if str(holder["Id"]) == written.get("id") or tracking_key(ctx) in (holder.get("PrivateNote") or ""):
+            ctx.journal.note(f"QuickBooks {entity.lower()} {holder['Id']} already holds number {number}; it is the "
+                             "one this execution created earlier, so it is kept.")
             return holder
-    raise ActionError("DUPLICATE_DOCUMENT_NUMBER", number=number, holder=describe_holders(entity, holders))
+    raise ActionError("DUPLICATE_DOCUMENT_NUMBER", number=number, holder=describe_holders(entity, holders, fault))
 
 
-def describe_holders(entity: str, holders: list[dict]) -> str:
-    if not holders:
-        return " (held by another kind of document, such as a credit memo)"
+def describe_holders(entity: str, holders: list[dict], fault: QuickBooksFault) -> str:
+    if not holders:  # another kind of document in the same number sequence, such as a credit memo
+        where = fault.detail.rpartition("already been used.")[2].strip() or fault.detail.strip()
+        return f" ({where or 'held by another kind of document, such as a credit memo'})"
     holder = holders[0]
     customer = (holder.get("CustomerRef") or {}).get("name") or (holder.get("CustomerRef") or {}).get("value", "?")
-    return f": QuickBooks {entity.lower()} id {holder['Id']} for customer {customer}, dated {holder.get('TxnDate', '?')}"
+    return (f": QuickBooks {entity.lower()} {holder.get('DocNumber', '')} (id {holder['Id']}) for customer "
+            f"{customer}, dated {holder.get('TxnDate', '?')}")
 
 
 def tracking_note(ctx, source_label: str) -> str:
     """PrivateNote on every document: where it came from, and the key that tells us it is ours."""
-    return f"Created by qbo-actions from HubSpot {source_label} (execution {ctx.callback_id})."
+    return f"Created by qbo-actions from HubSpot {source_label} {tracking_key(ctx)}."
+
+
+def tracking_key(ctx) -> str:
+    # With its parentheses, so callback "...-1-0" never matches a note about "...-1-01".
+    return f"(execution {ctx.callback_id})"

@@ -1,71 +1,102 @@
-"""resolve_items: a QuickBooks Item for every line item, in one QuickBooks request; create missing ones if allowed."""
+"""resolve_items: a QuickBooks Item for every line item, in one QuickBooks request; create missing ones if allowed.
 
-from actions.errors import ActionError
-from actions.steps.query import literal_list
+Two halves, so a sales document can check everything before it writes anything: `match_items` only reads
+(and fails with PRODUCT_NOT_FOUND when it may not create), `create_missing_items` writes.
+"""
+
+from dataclasses import dataclass, field
+
+from actions.errors import ActionError, QuickBooksFault
+from actions.steps.query import literal, literal_list
 from actions.steps.source import Record
 
 ITEM_TYPES = ("Service", "NonInventory")
+DUPLICATE_NAME = 6240
+
+
+@dataclass
+class ItemMatch:
+    matched: dict[str, dict] = field(default_factory=dict)  # line item id → QuickBooks Item
+    unmatched: list[Record] = field(default_factory=list)
+    line_items: list[Record] = field(default_factory=list)
 
 
 def resolve_items(ctx, line_items: list[Record]) -> dict[str, dict]:
     """Line item id → QuickBooks Item. Match: remembered product, then SKU (exact), then name (any case)."""
-    by_id, by_sku, by_name = fetch_candidates(ctx, line_items)
-    matched, unmatched = {}, []
+    return create_missing_items(ctx, match_items(ctx, line_items))
+
+
+def match_items(ctx, line_items: list[Record]) -> ItemMatch:
+    """Match every line in one QuickBooks request; PRODUCT_NOT_FOUND names the misses unless we may create them."""
+    remembered = {line.get("hs_product_id"): ctx.mappings.get("product", line.get("hs_product_id"))
+                  for line in line_items if line.get("hs_product_id")}
+    by_id, by_sku, by_name = fetch_candidates(ctx, line_items, remembered)
+    result = ItemMatch(line_items=list(line_items))
     for line in line_items:
-        item = match_line(ctx, line, by_id, by_sku, by_name)
+        item = match_line(ctx, line, remembered, by_id, by_sku, by_name)
         if item:
-            matched[line.id] = item
+            result.matched[line.id] = item
         else:
-            unmatched.append(line)
-    if unmatched and not wants_missing_created(ctx):
-        raise ActionError("PRODUCT_NOT_FOUND", lines=", ".join(describe(line) for line in unmatched))
-    if unmatched:
+            result.unmatched.append(line)
+    if result.unmatched and not wants_missing_created(ctx):
+        raise ActionError("PRODUCT_NOT_FOUND", lines=", ".join(describe(line) for line in result.unmatched))
+    return result
+
+
+def create_missing_items(ctx, match: ItemMatch) -> dict[str, dict]:
+    matched = dict(match.matched)
+    if match.unmatched:
         income_account = income_account_id(ctx)
-        for line in unmatched:
-            matched[line.id] = create_item(ctx, line, income_account)
-    for line in line_items:
+        created: dict[str, dict] = {}  # two lines of one new product share one Item
+        for line in match.unmatched:
+            key = item_name(line).casefold()  # QuickBooks item names are unique, whatever their case
+            if key not in created:
+                created[key] = create_item(ctx, line, income_account)
+            matched[line.id] = created[key]
+    for line in match.line_items:
         if line.get("hs_product_id"):
             ctx.mappings.remember("product", line.get("hs_product_id"), str(matched[line.id]["Id"]))
     return matched
 
 
-def fetch_candidates(ctx, line_items: list[Record]):
-    remembered = {line.get("hs_product_id"): ctx.mappings.get("product", line.get("hs_product_id"))
-                  for line in line_items if line.get("hs_product_id")}
+def fetch_candidates(ctx, line_items: list[Record], remembered: dict[str, str | None]):
     remembered_ids = sorted({item_id for item_id in remembered.values() if item_id})
     skus = sorted({line.get("hs_sku") for line in line_items if line.get("hs_sku")})
     names = sorted({line.get("name") for line in line_items if line.get("name")})
     queries = []
     if remembered_ids:
-        queries.append(f"SELECT * FROM Item WHERE Id IN {literal_list(remembered_ids)}")
+        queries.append(f"SELECT * FROM Item WHERE Id IN {literal_list(remembered_ids)} MAXRESULTS 1000")
     if skus:
-        queries.append(f"SELECT * FROM Item WHERE Sku IN {literal_list(skus)}")
+        queries.append(f"SELECT * FROM Item WHERE Sku IN {literal_list(skus)} MAXRESULTS 1000")
     if names:
-        queries.append(f"SELECT * FROM Item WHERE Name IN {literal_list(names)}")
+        queries.append(f"SELECT * FROM Item WHERE Name IN {literal_list(names)} MAXRESULTS 1000")
     answers = iter(ctx.books.query_batch(queries)) if queries else iter(())
-    items_by_id = {str(i["Id"]): i for i in next(answers)} if remembered_ids else {}
-    by_remembered = {product: items_by_id[item_id] for product, item_id in remembered.items() if item_id in items_by_id}
+    by_id = {str(i["Id"]): i for i in next(answers)} if remembered_ids else {}
     by_sku = index(next(answers), "Sku") if skus else {}
     by_name = index(next(answers), "Name", fold=True) if names else {}
-    return by_remembered, by_sku, by_name
+    return by_id, by_sku, by_name
 
 
 def index(items: list[dict], key: str, fold: bool = False) -> dict[str, dict]:
     table = {}
     for item in sorted(items, key=lambda i: int(i["Id"])):
         value = item.get(key) or ""
-        table.setdefault(value.lower() if fold else value, item)
+        table.setdefault(value.casefold() if fold else value, item)
     return table
 
 
-def match_line(ctx, line: Record, by_remembered, by_sku, by_name) -> dict | None:
+def match_line(ctx, line: Record, remembered, by_id, by_sku, by_name) -> dict | None:
     product = line.get("hs_product_id")
-    if product and product in by_remembered and by_remembered[product].get("Active", True):
-        return by_remembered[product]
-    if product and ctx.mappings.get("product", product):
-        ctx.mappings.forget("product", product)  # the remembered Item is gone or inactive
-    # QuickBooks compares strings without case; a SKU must match exactly, so we check case here.
-    return by_sku.get(line.get("hs_sku")) or by_name.get(line.get("name").lower())
+    item_id = remembered.get(product) if product else None
+    if item_id:
+        item = by_id.get(item_id)
+        if item and item.get("Active", True):
+            return item
+        ctx.mappings.forget("product", product)  # the remembered Item is gone or inactive: match again
+        ctx.journal.note(f"QuickBooks product {item_id}, remembered for HubSpot product {product}, is gone or "
+                         "inactive; matching the line item again.")
+    # QuickBooks compares strings without case; a SKU must match exactly, so the index is by exact SKU.
+    return by_sku.get(line.get("hs_sku")) or by_name.get(line.get("name").casefold())
 
 
 def wants_missing_created(ctx) -> bool:
@@ -92,10 +123,24 @@ def create_item(ctx, line: Record, income_account: str) -> dict:
         body["UnitPrice"] = float(line.get("price"))
     if line.get("description"):
         body["Description"] = line.get("description")[:4000]
-    key = line.get("hs_product_id") or line.get("hs_sku") or body["Name"]
-    item = ctx.books.create("Item", body, request_id=ctx.request_id(f"item:{key}"))
-    ctx.journal.wrote(f"item:{key}", "Item", item)
+    step = f"item:{line.get('hs_product_id') or line.get('hs_sku') or body['Name']}"
+    try:
+        item = ctx.books.create("Item", body, request_id=ctx.request_id(step))
+    except QuickBooksFault as fault:
+        if fault.code != DUPLICATE_NAME:
+            raise
+        item = item_named(ctx, line, body["Name"])  # created meanwhile, or an inactive product holds the name
+    ctx.journal.wrote(step, "Item", item)
     return item
+
+
+def item_named(ctx, line: Record, name: str) -> dict:
+    holders = ctx.books.query(f"SELECT * FROM Item WHERE Name = {literal(name)} AND Active IN (true, false)")
+    active = [item for item in holders if item.get("Active", True)]
+    if active:
+        return min(active, key=lambda i: int(i["Id"]))
+    raise ActionError("PRODUCT_NOT_FOUND", lines=f"{describe(line)}, whose name is held by an inactive QuickBooks "
+                      "product (make that product active again, or rename it)")
 
 
 def item_name(line: Record) -> str:

@@ -11,8 +11,8 @@ from actions.errors import ActionError
 from actions.steps.customers import resolve_customer
 from actions.steps.documents import tracking_note
 from actions.steps.eligibility import check_contact_eligible, filter_properties
-from actions.steps.lines import build_sales_lines
-from actions.steps.products import resolve_items
+from actions.steps.lines import build_sales_lines, money, total
+from actions.steps.products import ItemMatch, create_missing_items, match_items
 from actions.steps.source import AMOUNT_PROPERTIES, Record, Source, load_party, load_source
 
 DOC_NUMBER_LENGTH = 21
@@ -30,9 +30,11 @@ def prepare_sales_document(ctx) -> SalesDocument:
     if party.contact is not None:
         check_contact_eligible(ctx, party.contact)
     preferences = ctx.books.preferences()
-    lines = sales_lines(ctx, source, preferences)
+    lines = sales_lines(ctx, source, preferences)  # reads only: nothing is written for a record that fails here
     customer = resolve_customer(ctx, party)
-    body = {"CustomerRef": {"value": str(customer["Id"])}, "Line": lines,
+    built = lines.build(ctx)
+    note_amount_mismatch(ctx, source, built)
+    body = {"CustomerRef": {"value": str(customer["Id"])}, "Line": built,
             "PrivateNote": tracking_note(ctx, source.label)}
     if party.email:
         body["BillEmail"] = {"Address": party.email}
@@ -42,17 +44,42 @@ def prepare_sales_document(ctx) -> SalesDocument:
     return SalesDocument(body=body, customer=customer)
 
 
-def sales_lines(ctx, source: Source, preferences: dict) -> list[dict]:
+def note_amount_mismatch(ctx, source: Source, lines: list[dict]) -> None:
+    """The document follows the line items; say so when the record's own amount was edited to something else."""
+    amount = source.record.get(AMOUNT_PROPERTIES[source.object_type])
+    try:
+        differs = bool(amount) and money(amount) != total(lines)
+    except ArithmeticError:  # not a number: nothing to compare
+        return
+    if differs:
+        ctx.journal.note(f"The {source.label} amount is {amount}, but its line items add up to {total(lines)}; "
+                         "the QuickBooks document follows the line items.")
+
+
+@dataclass
+class PendingLines:
+    """Lines matched to QuickBooks Items; products still missing are created when the lines are built."""
+
+    line_items: list[Record]
+    match: ItemMatch
+    service_dates: dict[str, str]
+
+    def build(self, ctx) -> list[dict]:
+        items = create_missing_items(ctx, self.match)
+        return build_sales_lines(self.line_items, items, service_dates=self.service_dates)
+
+
+def sales_lines(ctx, source: Source, preferences: dict) -> PendingLines:
     chosen_item = ctx.input("products", "line_items")
     if chosen_item != "line_items":
-        return [single_item_line(ctx, source, chosen_item, preferences)]
+        return single_item_line(ctx, source, chosen_item, preferences)
     if not source.line_items:
         raise ActionError("NO_LINE_ITEMS", object_label=source.label)
-    items = resolve_items(ctx, source.line_items)
-    return build_sales_lines(source.line_items, items, service_dates=service_dates(ctx, source, preferences))
+    return PendingLines(source.line_items, match_items(ctx, source.line_items),
+                        service_dates(ctx, source, preferences))
 
 
-def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> dict:
+def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> PendingLines:
     """`products` names one QuickBooks Item: one line for the record's whole amount."""
     item = ctx.books.read("Item", item_id) if item_id.isdigit() else None
     if not item or not item.get("Active", True):
@@ -63,7 +90,8 @@ def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> di
         raise ActionError("NO_LINE_ITEMS", object_label=f"{source.label} has no amount and")
     line = Record(id="amount", properties={"name": item.get("Name", ""), "quantity": "1", "price": amount,
                                            "amount": amount, "description": source.title})
-    return build_sales_lines([line], {"amount": item}, service_dates=service_dates(ctx, source, preferences, [line]))[0]
+    return PendingLines([line], ItemMatch(matched={line.id: item}, line_items=[line]),
+                        service_dates(ctx, source, preferences, [line]))
 
 
 # -- service dates -----------------------------------------------------------------------------------------
