@@ -58,9 +58,9 @@ def init_extensions(app):
 
 
 def register_blueprints(app):
-    from app.blueprints import actions, health, oauth
+    from app.blueprints import actions, health, oauth, options
 
-    for module in (health, actions, oauth):
+    for module in (health, actions, oauth, options):
         app.register_blueprint(module.bp)
 
 
