@@ -223,3 +223,30 @@ def signed_post(client):
         return client.post(path, data=raw, headers={**headers, "Content-Type": "application/json"})
 
     return post
+
+
+@pytest.fixture
+def books(fake_quickbooks):
+    """The fake QuickBooks company the portal is connected to."""
+    return fake_quickbooks.company(REALM_ID)
+
+
+@pytest.fixture
+def invoice_for(signed_post, fake_hubspot, connection):
+    """Run create_invoice on a record with these inputs; answer its callback's output fields."""
+    runs = []
+
+    def run(object_id, object_type="DEAL", callback_id=None, **inputs):
+        callback_id = callback_id or f"ap-{PORTAL_ID}-1001-1-{len(runs)}"
+        runs.append(callback_id)
+        signed_post("/hubspot/actions/create_invoice", execution_body(
+            callback_id=callback_id, object_id=object_id, object_type=object_type, inputs=inputs))
+        return fake_hubspot.completion_for(callback_id).output_fields
+
+    return run
+
+
+def invoice_of(books, fields) -> dict:
+    """The invoice a successful run created."""
+    assert fields["hs_execution_state"] == "SUCCESS", fields
+    return books.get("Invoice", fields["quickbooks_document_id"])

@@ -15,27 +15,40 @@ class DealScenario:
     service_id: str
 
 
-def seed_deal(hubspot_portal, fake_quickbooks, *, email="ann.lee@acme.test", firstname="Ann", lastname="Lee",
-              lines=None) -> DealScenario:
+DEFAULT_LINES = [
+    {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200", "hs_product_id": "501"},
+    {"name": "setup SERVICE", "quantity": "1", "price": "250", "amount": "250", "hs_product_id": "502"},
+]
+
+
+def seed_products(fake_quickbooks) -> tuple[str, str]:
+    """QuickBooks Items 'Widget' (SKU W-1) and 'Setup service': the ids of both."""
     company = fake_quickbooks.company(REALM_ID)
     income = min(company.all("Account"), key=lambda a: int(a["Id"]))["Id"]
     widget = company.add_item(Name="Widget", Sku="W-1", Type="NonInventory", UnitPrice=100,
                               IncomeAccountRef={"value": income})
     service = company.add_item(Name="Setup service", Type="Service", UnitPrice=250,
                                IncomeAccountRef={"value": income})
-    contact_id = hubspot_portal.add("contacts", {"email": email, "firstname": firstname, "lastname": lastname})
-    deal_id = hubspot_portal.add("deals", {"dealname": "Acme rollout", "amount": "450", "closedate": "2026-11-30"})
-    hubspot_portal.associate("deals", deal_id, "contacts", contact_id)
-    lines = lines if lines is not None else [
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200", "hs_product_id": "501"},
-        {"name": "setup SERVICE", "quantity": "1", "price": "250", "amount": "250", "hs_product_id": "502"},
-    ]
+    return str(widget["Id"]), str(service["Id"])
+
+
+def add_line_items(hubspot_portal, object_type: str, object_id, lines) -> list:
     line_item_ids = []
     for properties in lines:
         line_id = hubspot_portal.add("line_items", properties)
-        hubspot_portal.associate("deals", deal_id, "line_items", line_id)
+        hubspot_portal.associate(object_type, object_id, "line_items", line_id)
         line_item_ids.append(line_id)
-    return DealScenario(str(deal_id), str(contact_id), line_item_ids, str(widget["Id"]), str(service["Id"]))
+    return line_item_ids
+
+
+def seed_deal(hubspot_portal, fake_quickbooks, *, email="ann.lee@acme.test", firstname="Ann", lastname="Lee",
+              lines=None) -> DealScenario:
+    widget_id, service_id = seed_products(fake_quickbooks)
+    contact_id = hubspot_portal.add("contacts", {"email": email, "firstname": firstname, "lastname": lastname})
+    deal_id = hubspot_portal.add("deals", {"dealname": "Acme rollout", "amount": "450", "closedate": "2026-11-30"})
+    hubspot_portal.associate("deals", deal_id, "contacts", contact_id)
+    line_item_ids = add_line_items(hubspot_portal, "deals", deal_id, DEFAULT_LINES if lines is None else lines)
+    return DealScenario(str(deal_id), str(contact_id), line_item_ids, widget_id, service_id)
 
 
 def configure(app, *, portal_id=None, realm_id=REALM_ID, company=None, **settings):
@@ -88,21 +101,8 @@ def add_contact(hubspot_portal, deal_id, *, object_type="deals", type_id=None, l
 
 def seed_quote(hubspot_portal, fake_quickbooks, *, quote_properties=None, lines=None) -> DealScenario:
     """A quote with the same two products as seed_deal's deal, its line items associated with the quote."""
-    company = fake_quickbooks.company(REALM_ID)
-    income = min(company.all("Account"), key=lambda a: int(a["Id"]))["Id"]
-    widget = company.add_item(Name="Widget", Sku="W-1", Type="NonInventory", UnitPrice=100,
-                              IncomeAccountRef={"value": income})
-    service = company.add_item(Name="Setup service", Type="Service", UnitPrice=250,
-                               IncomeAccountRef={"value": income})
+    widget_id, service_id = seed_products(fake_quickbooks)
     quote_id = hubspot_portal.add("quotes", {"hs_title": "Acme quote", "hs_quote_amount": "450",
                                              "hs_quote_number": "Q-2026-17", **(quote_properties or {})})
-    lines = lines if lines is not None else [
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200", "hs_product_id": "501"},
-        {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250", "hs_product_id": "502"},
-    ]
-    line_item_ids = []
-    for properties in lines:
-        line_id = hubspot_portal.add("line_items", properties)
-        hubspot_portal.associate("quotes", quote_id, "line_items", line_id)
-        line_item_ids.append(line_id)
-    return DealScenario(str(quote_id), "", line_item_ids, str(widget["Id"]), str(service["Id"]))
+    line_item_ids = add_line_items(hubspot_portal, "quotes", quote_id, DEFAULT_LINES if lines is None else lines)
+    return DealScenario(str(quote_id), "", line_item_ids, widget_id, service_id)

@@ -4,18 +4,11 @@ import pytest
 
 from actions.errors import CATALOGUE, FAULT_ADVICE, ActionError, QuickBooksFault, explain_fault
 from app.hubspot.app_definition import load_app_definition
-from app.quickbooks import client as quickbooks_client
 from tests.conftest import REALM_ID, execution_body
 from tests.scenarios import configure, seed_deal, stored_executions
 
 PATH = "/hubspot/actions/create_invoice"
 
-
-@pytest.fixture(autouse=True)
-def fresh_preferences():
-    quickbooks_client._preferences_cache.clear()
-    yield
-    quickbooks_client._preferences_cache.clear()
 
 
 # -- the catalogue itself ----------------------------------------------------------------------------------

@@ -6,40 +6,14 @@ Customer input modes, legacy and email matching, several matches, remembered map
 import pytest
 
 from app.extensions import db
-from app.quickbooks import client as quickbooks_client
 from app.storage.connections import MappingStore
-from tests.conftest import REALM_ID, execution_body
+from tests.conftest import REALM_ID
 from tests.scenarios import add_contact, configure, quickbooks_calls, seed_deal, seed_quote, stored_executions
 
 PATH = "/hubspot/actions/create_invoice"
 
 
-@pytest.fixture(autouse=True)
-def fresh_preferences():
-    """QuickBooks preferences are cached per process and realm; every test starts from its own company."""
-    quickbooks_client._preferences_cache.clear()
-    yield
-    quickbooks_client._preferences_cache.clear()
 
-
-@pytest.fixture
-def books(fake_quickbooks):
-    return fake_quickbooks.company(REALM_ID)
-
-
-@pytest.fixture
-def invoice_for(signed_post, fake_hubspot, connection):
-    """Run create_invoice for a record; answer its callback's output fields."""
-    runs = []
-
-    def run(object_id, object_type="DEAL", **inputs):
-        callback_id = f"ap-62515-1001-1-{len(runs)}"
-        runs.append(callback_id)
-        signed_post(PATH, execution_body(callback_id=callback_id, object_id=object_id, object_type=object_type,
-                                         inputs=inputs))
-        return fake_hubspot.completion_for(callback_id).output_fields
-
-    return run
 
 
 def billed(books, fields) -> dict:

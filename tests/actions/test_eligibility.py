@@ -6,7 +6,6 @@ from actions.errors import ActionError
 from actions.settings import DEFAULT_SETTINGS
 from actions.steps.eligibility import check_contact_eligible, describe, filter_properties, passes
 from actions.steps.source import Record
-from app.quickbooks import client as quickbooks_client
 from tests.conftest import REALM_ID, execution_body
 from tests.scenarios import configure, quickbooks_calls, seed_deal
 
@@ -16,12 +15,6 @@ CONTACT = Record(id="7", properties={"email": "ann@acme.test", "firstname": "Ann
                                      "lifecyclestage": "customer", "country": "Norway",
                                      "hs_buying_role": "BUDGET_HOLDER;DECISION_MAKER", "phone": None})
 
-
-@pytest.fixture(autouse=True)
-def fresh_preferences():
-    quickbooks_client._preferences_cache.clear()
-    yield
-    quickbooks_client._preferences_cache.clear()
 
 
 @pytest.mark.parametrize("condition, expected", [

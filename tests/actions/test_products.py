@@ -6,42 +6,15 @@ from decimal import Decimal
 import pytest
 
 from app.extensions import db
-from app.quickbooks import client as quickbooks_client
 from app.storage.connections import MappingStore
-from tests.conftest import REALM_ID, execution_body
+from tests.conftest import invoice_of
 from tests.scenarios import configure, quickbooks_calls, seed_deal, stored_executions
 
 PATH = "/hubspot/actions/create_invoice"
 
 
-@pytest.fixture(autouse=True)
-def fresh_preferences():
-    quickbooks_client._preferences_cache.clear()
-    yield
-    quickbooks_client._preferences_cache.clear()
 
 
-@pytest.fixture
-def books(fake_quickbooks):
-    return fake_quickbooks.company(REALM_ID)
-
-
-@pytest.fixture
-def invoice_for(signed_post, fake_hubspot, connection):
-    runs = []
-
-    def run(object_id, **inputs):
-        callback_id = f"ap-62515-2002-1-{len(runs)}"
-        runs.append(callback_id)
-        signed_post(PATH, execution_body(callback_id=callback_id, object_id=object_id, inputs=inputs))
-        return fake_hubspot.completion_for(callback_id).output_fields
-
-    return run
-
-
-def invoice_of(books, fields) -> dict:
-    assert fields["hs_execution_state"] == "SUCCESS", fields
-    return books.get("Invoice", fields["quickbooks_document_id"])
 
 
 def item_lines(invoice) -> list[dict]:

@@ -7,38 +7,15 @@ import pytest
 from actions.errors import ActionError, QuickBooksFault
 from actions.steps.documents import create_document
 from app.quickbooks import client as quickbooks_client
-from tests.conftest import REALM_ID, execution_body
+from tests.conftest import invoice_of
 from tests.scenarios import add_contact, configure, quickbooks_calls, seed_deal, seed_quote, stored_executions
 
 PATH = "/hubspot/actions/create_invoice"
-CALLBACK = "ap-62515-3003-1-0"
+CALLBACK = "ap-62515-1001-1-0"  # the first run of invoice_for
 
 
-@pytest.fixture(autouse=True)
-def fresh_preferences():
-    quickbooks_client._preferences_cache.clear()
-    yield
-    quickbooks_client._preferences_cache.clear()
 
 
-@pytest.fixture
-def books(fake_quickbooks):
-    return fake_quickbooks.company(REALM_ID)
-
-
-@pytest.fixture
-def invoice_for(signed_post, fake_hubspot, connection):
-    def run(object_id, object_type="DEAL", callback_id=CALLBACK, **inputs):
-        signed_post(PATH, execution_body(callback_id=callback_id, object_id=object_id, object_type=object_type,
-                                         inputs=inputs))
-        return fake_hubspot.completion_for(callback_id).output_fields
-
-    return run
-
-
-def invoice_of(books, fields) -> dict:
-    assert fields["hs_execution_state"] == "SUCCESS", fields
-    return books.get("Invoice", fields["quickbooks_document_id"])
 
 
 def service_dates(invoice) -> list:
