@@ -31,8 +31,9 @@ CATALOGUE: dict[str, Entry] = {
         "Reconnect QuickBooks in the qbo-actions console, then re-enroll the record.",
     ),
     "QUICKBOOKS_UNAVAILABLE": Entry(
-        "QuickBooks kept failing or throttling our requests ({reason}), even after several retries.",
-        "Nothing is wrong with the record: re-enroll it later. If it keeps happening, check status.quickbooks.intuit.com.",
+        "{service} kept failing or throttling our requests ({reason}), even after several retries.",
+        "Nothing is wrong with the record: re-enroll it later. If it keeps happening, check status.quickbooks.intuit.com "
+        "or status.hubspot.com.",
         retryable=True,
     ),
     "QUICKBOOKS_VALIDATION": Entry(
@@ -224,6 +225,7 @@ def explain_fault(fault: QuickBooksFault, **details) -> ActionError:
     details.setdefault("reason", f"QuickBooks fault {fault.code}: {fault.message}")
     details.setdefault("where", "")
     details.setdefault("advice", "")
+    details.setdefault("service", "QuickBooks")
     return ActionError(code, fault_code=fault.code, **details)
 
 

@@ -113,7 +113,8 @@ def attempt(session, execution: Execution):
     except TransientError as exc:
         if postpone_run(session, execution, exc):
             return None
-        error = ActionError("QUICKBOOKS_UNAVAILABLE", reason=f"{exc.service}: {exc.reason}")
+        # The code says QuickBooks (a contract); the message says which service it really was.
+        error = ActionError("QUICKBOOKS_UNAVAILABLE", service=exc.service, reason=exc.reason)
     except HubSpotAuthError as exc:
         error = ActionError("INTERNAL_ERROR", reason=f"HubSpot refused our token for this account ({exc}); "
                             "reinstall the app")
@@ -127,12 +128,8 @@ def attempt(session, execution: Execution):
     except Exception as exc:  # the one broad catch: report it, never call it a success
         log.exception("execution %s failed unexpectedly", execution.id)
         sentry_sdk.capture_exception(exc)
-        error = ActionError("INTERNAL_ERROR", reason=describe_unexpected(exc))
+        error = ActionError("INTERNAL_ERROR", reason=type(exc).__name__)
     return failure_outputs(error), error
-
-
-def describe_unexpected(exc: Exception) -> str:
-    return type(exc).__name__
 
 
 def retry_delays() -> list[float]:
