@@ -46,7 +46,6 @@ class BooksClient:
         self.qb = QuickBooks(company_id=realm_id, minorversion=minor_version)
         self.qb.api_url_v3 = api_base_url.rstrip("/")
         self.qb.sandbox = False  # the base URL above already says which environment
-        self.calls = 0  # how many QuickBooks requests this client made (rate-limit accounting)
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -119,7 +118,6 @@ class BooksClient:
 
     def _attempt(self, operation, token):
         self.qb.session = BearerSession(token, self.timeout, self.http)
-        self.calls += 1
         try:
             return operation()
         except qb_exceptions.AuthorizationException:
