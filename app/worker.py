@@ -157,9 +157,16 @@ def build_context(session, execution: Execution) -> ActionContext:
     session.commit()
     return ActionContext(
         portal_id=execution.portal_id, callback_id=execution.callback_id, action=execution.action,
-        object_type=execution.object_type, object_id=execution.object_id, inputs=execution.inputs,
+        object_type=execution.object_type, object_id=execution.object_id, inputs=inputs_with_defaults(execution),
         crm=hubspot_client(portal, config), books=books_client(connection, config), journal=ExecutionJournal(db, execution.id), mappings=MappingStore(db, connection.id),
         settings=effective_settings(portal, connection), quickbooks_app_url=config["QBO_APP_URL"])
+
+
+def inputs_with_defaults(execution: Execution) -> dict[str, str]:
+    """The inputs HubSpot sent, with hubspot-app.json's defaults for the ones left empty."""
+    definition = current_app.extensions["hubspot_app_definition"].actions.get(execution.action, {})
+    given = {name: value for name, value in (execution.inputs or {}).items() if str(value).strip()}
+    return {**definition.get("inputDefaults", {}), **given}
 
 
 def choose_connection(connections, requested: str):

@@ -107,3 +107,10 @@ def test_the_token_in_hubspots_metadata_url_never_reaches_sentry():
 
     crumb = redact_breadcrumb({"data": {"url": "https://api.hubapi.com/oauth/v1/access-tokens/secret-token"}}, None)
     assert "secret-token" not in crumb["data"]["url"]
+
+
+def test_empty_inputs_take_the_defaults_of_hubspot_app_json(app):
+    execution = Execution(action="create_invoice", inputs={"customer": "", "payment_terms": "3"})
+    with app.app_context():
+        inputs = worker.inputs_with_defaults(execution)
+    assert inputs == {"customer": "first_associated_contact", "create_missing_products": "false", "payment_terms": "3"}
