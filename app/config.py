@@ -7,6 +7,7 @@ In development the two keys are generated once and kept in the instance folder; 
 
 import json
 import os
+import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -133,12 +134,25 @@ def fill_development_keys(config: dict, instance_path: str) -> None:
     """Generate SECRET_KEY and TOKEN_ENCRYPTION_KEY once and keep them beside the SQLite file."""
     if config["SECRET_KEY"] and config["TOKEN_ENCRYPTION_KEY"]:
         return
-    path = Path(instance_path) / "development-keys.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    if not stored:
-        stored = {"SECRET_KEY": Fernet.generate_key().decode(), "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(stored))
-        path.chmod(0o600)
+    stored = read_or_create_development_keys(Path(instance_path) / "development-keys.json")
     for key in ("SECRET_KEY", "TOKEN_ENCRYPTION_KEY"):
         config[key] = config[key] or stored[key]
+
+
+def read_or_create_development_keys(path: Path) -> dict:
+    # Web and worker start together: exactly one creates the file (O_EXCL); the other reads it, so both
+    # processes encrypt tokens with the same key.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = {"SECRET_KEY": Fernet.generate_key().decode(), "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the creator may not have finished writing yet
+            text = path.read_text()
+            if text:
+                return json.loads(text)
+            time.sleep(0.1)
+        raise ConfigError(f"{path} is empty: delete it and start again")
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps(keys))
+    return keys

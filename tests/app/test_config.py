@@ -68,3 +68,22 @@ def test_a_bad_encryption_key_is_refused(tmp_path):
     config = load_config(str(tmp_path), environ={"SECRET_KEY": "s", "TOKEN_ENCRYPTION_KEY": "not-a-key"})
     with pytest.raises(ConfigError, match="TOKEN_ENCRYPTION_KEY"):
         finish_config(config, str(tmp_path))
+
+
+def test_processes_starting_together_share_one_set_of_development_keys(tmp_path):
+    import threading
+
+    seen = []
+
+    def start():
+        config = load_config(str(tmp_path), environ={})
+        finish_config(config, str(tmp_path))
+        seen.append((config["SECRET_KEY"], config["TOKEN_ENCRYPTION_KEY"]))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(seen)) == 1
+    assert oct((tmp_path / "development-keys.json").stat().st_mode & 0o777) == "0o600"
