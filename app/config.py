@@ -76,6 +76,10 @@ def load_config(instance_path: str, environ=None) -> dict:
     for key in ("DATABASE_URL", "SECRET_KEY", "TOKEN_ENCRYPTION_KEY", "PUBLIC_URL", "QBO_API_BASE_URL", "QBO_APP_URL"):
         config[key] = environ.get(key, "")
     config["PUBLIC_URL"] = config["PUBLIC_URL"] or f"http://localhost:{config['PORT']}"
+    # The session cookie only carries the signed-in portal and OAuth state; never send it over plain http
+    # in production. Lax still lets it ride on the top-level redirects back from HubSpot and Intuit.
+    config["SESSION_COOKIE_SECURE"] = config["PUBLIC_URL"].startswith("https://")
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
     if not config["DATABASE_URL"]:
         config["DATABASE_URL"] = "sqlite:///" + str(Path(instance_path) / "qbo-actions.db")
     config["QUEUE_SQLITE_PATH"] = environ.get("QUEUE_SQLITE_PATH", str(Path(instance_path) / "queue.db"))

@@ -97,6 +97,7 @@ def app_config(backend, tmp_path, fake_hubspot, fake_quickbooks):
         "SECRET_KEY": "test-secret-key",
         "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "PUBLIC_URL": PUBLIC_URL,
+        "SESSION_COOKIE_SECURE": False,  # the test client talks plain http
         "HUBSPOT_APP_ID": "4242",
         "HUBSPOT_CLIENT_ID": "hs-client-id",
         "HUBSPOT_CLIENT_SECRET": HUBSPOT_SECRET,
