@@ -208,7 +208,7 @@ def explain_fault(fault: QuickBooksFault, **details) -> ActionError:
     if code == "DUPLICATE_DISPLAY_NAME" and fault.entity not in ("", "Customer", "Vendor", "Employee"):
         code = None  # a product or account name taken: QuickBooks' own words say which
     if code == "INVALID_INPUT":
-        details.setdefault("reason", f"QuickBooks cannot use a value it was given ({fault.element or 'a reference'}): "
+        details.setdefault("reason", f"QuickBooks cannot use {field_in_words(fault.element)}: "
                                      f"{fault.message.rstrip('.')}. {fault.detail}".strip())
     if code is None:
         code = "QUICKBOOKS_VALIDATION"
@@ -227,6 +227,23 @@ def explain_fault(fault: QuickBooksFault, **details) -> ActionError:
     details.setdefault("advice", "")
     details.setdefault("service", "QuickBooks")
     return ActionError(code, fault_code=fault.code, **details)
+
+
+# The references an admin chooses or QuickBooks links, in the admin's words.
+ELEMENT_WORDS = {
+    "SalesTermRef": "the payment terms chosen in the action",
+    "CustomerRef": "the customer",
+    "ItemRef": "a product on the line items",
+    "DepositToAccountRef": "the deposit account chosen in the action",
+    "AccountRef": "an account chosen in the action",
+    "EntityRef": "the vendor chosen in the action",
+    "IncomeAccountRef": "the income account for new products",
+}
+
+
+def field_in_words(element: str) -> str:
+    last = element.rsplit(".", 1)[-1]
+    return ELEMENT_WORDS.get(last, f"the value of {element}" if element else "a value it was given")
 
 
 def _doc_number_from(detail: str) -> str:

@@ -29,10 +29,12 @@ class BearerSession:
         self.access_token = access_token
         self.timeout = timeout
         self.http = http or requests.Session()
+        self.last_response = None  # python-quickbooks drops a fault's `element`; we read it from here
 
     def request(self, method, url, headers=None, params=None, data=None):
-        return send(self.http, method, url, service="QuickBooks", timeout=self.timeout,
-                    headers=headers, params=params, data=data)
+        self.last_response = send(self.http, method, url, service="QuickBooks", timeout=self.timeout,
+                                  headers=headers, params=params, data=data)
+        return self.last_response
 
 
 class BooksClient:
@@ -123,7 +125,7 @@ class BooksClient:
         except qb_exceptions.AuthorizationException:
             raise
         except qb_exceptions.QuickbooksException as exc:
-            fault = fault_from(exc)
+            fault = fault_from(exc, self.qb.session.last_response)
             if fault.code in TRANSIENT_FAULT_CODES:
                 raise TransientError(f"QuickBooks fault {fault.code}: {fault.message[:120]}") from exc
             raise fault from exc
@@ -136,8 +138,17 @@ def entity_of(select: str) -> str:
     return match.group(1)
 
 
-def fault_from(exc: qb_exceptions.QuickbooksException) -> QuickBooksFault:
-    return QuickBooksFault(int(exc.error_code or 0), str(exc.message), str(exc.detail or ""))
+def fault_from(exc: qb_exceptions.QuickbooksException, response=None) -> QuickBooksFault:
+    return QuickBooksFault(int(exc.error_code or 0), str(exc.message), str(exc.detail or ""), element_of(response))
+
+
+def element_of(response) -> str:
+    """The field a fault is about (`element`), which python-quickbooks does not pass on."""
+    try:
+        errors = response.json()["Fault"]["Error"]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ""
+    return str((errors[0] if errors else {}).get("element") or "")
 
 
 def fault_from_batch(fault: dict, entity: str) -> QuickBooksFault:

@@ -286,6 +286,7 @@ def test_invalid_payment_terms_fail_with_invalid_input(signed_post, deal, fake_h
     signed_post(PATH, execution_body(object_id=deal.deal_id, inputs={"payment_terms": "999"}))
     fields = fake_hubspot.completions[0].output_fields
     assert (fields["hs_execution_state"], fields["error_code"]) == ("FAIL_CONTINUE", "INVALID_INPUT")
+    assert "the payment terms chosen in the action" in fields["error_message"]
 
 
 def test_tokens_are_encrypted_at_rest(app, connection):
