@@ -1,4 +1,4 @@
-"""resolve_items: a QuickBooks Item for every line item, in one QuickBooks request; create missing ones if allowed.
+"""match_items / create_missing_items: a QuickBooks Item for every line item, matched in one QuickBooks request.
 
 Two halves, so a sales document can check everything before it writes anything: `match_items` only reads
 (and fails with PRODUCT_NOT_FOUND when it may not create), `create_missing_items` writes.
@@ -21,13 +21,9 @@ class ItemMatch:
     line_items: list[Record] = field(default_factory=list)
 
 
-def resolve_items(ctx, line_items: list[Record]) -> dict[str, dict]:
-    """Line item id → QuickBooks Item. Match: remembered product, then SKU (exact), then name (any case)."""
-    return create_missing_items(ctx, match_items(ctx, line_items))
-
-
 def match_items(ctx, line_items: list[Record]) -> ItemMatch:
-    """Match every line in one QuickBooks request; PRODUCT_NOT_FOUND names the misses unless we may create them."""
+    """Match every line in one QuickBooks request (remembered product, then SKU exactly, then name in any case);
+    PRODUCT_NOT_FOUND names the misses unless we may create them."""
     remembered = {line.get("hs_product_id"): ctx.mappings.get("product", line.get("hs_product_id"))
                   for line in line_items if line.get("hs_product_id")}
     by_id, by_sku, by_name = fetch_candidates(ctx, line_items, remembered)

@@ -5,7 +5,7 @@ QuickBooks; then the writes: the customer, any missing products, and finally the
 """
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 
 from actions.errors import ActionError
 from actions.steps.customers import resolve_customer
@@ -115,8 +115,6 @@ def as_date(value: str) -> str:
     if not value:
         return ""
     if value.isdigit():
-        from datetime import datetime, timezone
-
         return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).date().isoformat()
     return value[:10]
 

@@ -53,6 +53,8 @@ class MappingStore:
             return row.quickbooks_id if row else None
 
     def remember(self, kind: str, hubspot_id: str, quickbooks_id: str) -> None:
+        if self.get(kind, hubspot_id) == str(quickbooks_id):
+            return  # a warm run confirms what we knew: no write lock, no write
         with self.database.write_session() as session:
             row = session.scalars(select(Mapping).where(*self._where(kind, hubspot_id))).first()
             if row is None:
