@@ -1,25 +1,23 @@
 """The business logic of the six QuickBooks actions; knows nothing of Flask or HTTP."""
 
-from actions import create_invoice
+from actions import (create_estimate, create_expense, create_invoice, create_paid_invoice, create_refund_receipt,
+                     create_sales_receipt)
 from actions.errors import ActionError
+from actions.steps.once import once_per_payment
 
-ACTION_NAMES = (
-    "create_invoice",
-    "create_estimate",
-    "create_sales_receipt",
-    "create_paid_invoice",
-    "create_expense",
-    "create_refund_receipt",
-)
-
-# Actions whose logic has landed; the others answer ACTION_NOT_AVAILABLE until their issue does.
 ACTIONS = {
     "create_invoice": create_invoice.run,
+    "create_estimate": create_estimate.run,
+    "create_sales_receipt": create_sales_receipt.run,
+    "create_paid_invoice": create_paid_invoice.run,
+    "create_expense": create_expense.run,
+    "create_refund_receipt": create_refund_receipt.run,
 }
+ACTION_NAMES = tuple(ACTIONS)
 
 
 def run_action(ctx):
     """Run the named action; raises ActionError, QuickBooksFault or TransientError on failure."""
     if ctx.action not in ACTIONS:
         raise ActionError("ACTION_NOT_AVAILABLE", action=ctx.action)
-    return ACTIONS[ctx.action](ctx)
+    return once_per_payment(ctx, ACTIONS[ctx.action])

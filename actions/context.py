@@ -37,6 +37,22 @@ class Journal(Protocol):
     def note(self, text: str) -> None: ...
 
 
+@dataclass
+class Claim:
+    """The answer to "may this execution write the record's document?" (see app/storage/claims.py)."""
+
+    outputs: dict | None = None  # an earlier execution already succeeded: its output fields
+    busy: bool = False  # an earlier execution is still at work: try again later
+    owner: str = ""  # the earlier execution's callbackId, if any
+    inherited: list[str] = field(default_factory=list)  # write steps taken over from a failed earlier execution
+
+
+class Claims(Protocol):
+    """One document per (record, action, company), across executions, workers and processes."""
+
+    def claim(self, action: str, object_type: str, object_id: str) -> Claim: ...
+
+
 class Mappings(Protocol):
     """Remembered HubSpot → QuickBooks matches for this connection (kind: contact, company, product)."""
 
@@ -57,6 +73,7 @@ class ActionContext:
     books: Books
     journal: Journal
     mappings: Mappings
+    claims: Claims | None = None
     settings: Mapping[str, object] = field(default_factory=dict)
     quickbooks_app_url: str = "https://app.qbo.intuit.com"
 
@@ -69,7 +86,12 @@ class ActionContext:
         return default if value is None or str(value).strip() == "" else str(value).strip()
 
     def document_url(self, entity: str, entity_id: str) -> str:
-        return f"{self.quickbooks_app_url}/app/{entity.lower()}?txnId={entity_id}"
+        page = LINK_PAGES.get(entity, entity.lower())
+        return f"{self.quickbooks_app_url}/app/{page}?txnId={entity_id}"
+
+
+# QuickBooks' web pages for a document; an expense is a Purchase in the API but /app/expense on screen.
+LINK_PAGES = {"Purchase": "expense"}
 
 
 @dataclass
@@ -90,3 +112,13 @@ class ActionResult:
             "error_message": "",
             **self.extra_outputs,
         }
+
+
+@dataclass
+class EarlierResult:
+    """The record already has its document from an earlier execution: answer with that one's outputs."""
+
+    outputs: dict[str, str]
+
+    def output_fields(self, ctx: ActionContext) -> dict[str, str]:
+        return {key: str(value) for key, value in self.outputs.items() if key != "hs_execution_state"}

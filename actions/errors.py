@@ -92,15 +92,29 @@ CATALOGUE: dict[str, Entry] = {
     ),
     "TAXABLE_LINES_NOT_ALLOWED": Entry(
         "A paid invoice can only hold non-taxable lines, and these are taxable: {lines}.",
-        "Use 'Create a QuickBooks sales receipt' for payments with taxable line items.",
+        "Use 'Create a QuickBooks sales receipt' for payments with taxable line items, or remove the tax from "
+        "those line items in HubSpot, then re-enroll the payment.",
+    ),
+    "PAYMENT_AMOUNT_MISMATCH": Entry(
+        "The {object_label} is for {paid}, but its line items add up to {total}, so the invoice would not be "
+        "paid in full.",
+        "Make the payment's line items add up to the amount paid (or choose one QuickBooks product in the action's "
+        "'Products' field to bill the amount as one line), then re-enroll the payment.",
+    ),
+    "NO_PAYMENT_FEE": Entry(
+        "The {object_label} has no processing fee, so there is no expense to record.",
+        "Enroll only payments with a fee: add the enrollment filter 'Fees amount is greater than 0'.",
     ),
     "NOT_FULLY_REFUNDED": Entry(
-        "The payment is not fully refunded (status: {status}).",
-        "Enroll only fully refunded payments (Latest status is Refunded) in this workflow.",
+        "The {object_label} is not fully refunded: its status is '{status}' and {refunded} of {paid} was refunded.",
+        "Enroll only fully refunded payments (filter: Latest status is Refunded); record partial refunds in "
+        "QuickBooks by hand.",
     ),
     "PAYMENT_FROM_INVOICE": Entry(
-        "The payment was made against a HubSpot invoice, which the QuickBooks integration already syncs.",
-        "Add the enrollment filter 'Source is not equal to all of Invoice' to avoid duplicate invoices.",
+        "The {object_label} pays a HubSpot invoice, which the QuickBooks invoice sync already records; creating "
+        "another document for it would count the sale twice.",
+        "Add the enrollment filter 'Source is not equal to all of Invoice' to the workflow, or, if HubSpot invoices "
+        "are not synced to QuickBooks, turn on the setting allow_invoice_payments.",
     ),
     "INTERNAL_ERROR": Entry(
         "qbo-actions hit an unexpected error ({reason}).",
@@ -234,7 +248,9 @@ ELEMENT_WORDS = {
     "SalesTermRef": "the payment terms chosen in the action",
     "CustomerRef": "the customer",
     "ItemRef": "a product on the line items",
-    "DepositToAccountRef": "the deposit account chosen in the action",
+    "DepositToAccountRef": "the account chosen in the action ('Deposit to' or 'Refund from')",
+    "PaymentMethodRef": "the payment method",
+    "TxnId": "the invoice the payment is for",
     "AccountRef": "an account chosen in the action",
     "EntityRef": "the vendor chosen in the action",
     "IncomeAccountRef": "the income account for new products",

@@ -13,7 +13,11 @@ DEFAULT_SETTINGS = {
     "service_dates": "auto",
     "document_numbers": "quickbooks",
     "document_number_property": "",
+    "allow_invoice_payments": "off",
 }
+# On/off settings: stored as "on" or "off", typed as on/off or true/false.
+BOOLEANS = {"allow_invoice_payments"}
+BOOLEAN_WORDS = {"on": "on", "true": "on", "off": "off", "false": "off"}
 
 CHOICES = {
     "contact_matching": ("sync_filters", "legacy"),
@@ -32,6 +36,10 @@ def parse_setting(key: str, text: str):
     """The stored value for `key=text`, or SettingError explaining what is accepted."""
     if key not in DEFAULT_SETTINGS:
         raise SettingError(f"unknown setting '{key}'; known: {', '.join(sorted(DEFAULT_SETTINGS))}")
+    if key in BOOLEANS:
+        if text.lower() not in BOOLEAN_WORDS:
+            raise SettingError(f"{key} must be on or off (or true or false), not '{text}'")
+        return BOOLEAN_WORDS[text.lower()]
     if key in CHOICES:
         if text not in CHOICES[key]:
             raise SettingError(f"{key} must be one of {', '.join(CHOICES[key])}, not '{text}'")

@@ -20,6 +20,7 @@ from app.hubspot.client import HubSpotError, HubSpotNotFound, hubspot_client
 from app.hubspot.oauth import HubSpotAuthError
 from app.quickbooks.client import books_client
 from app.storage import executions as execution_service
+from app.storage.claims import DocumentClaims
 from app.storage.connections import MappingStore, get_portal, list_connections
 from app.storage.journal import ExecutionJournal
 from app.storage.models import Execution, utcnow
@@ -158,7 +159,10 @@ def build_context(session, execution: Execution) -> ActionContext:
     return ActionContext(
         portal_id=execution.portal_id, callback_id=execution.callback_id, action=execution.action,
         object_type=execution.object_type, object_id=execution.object_id, inputs=inputs_with_defaults(execution),
-        crm=hubspot_client(portal, config), books=books_client(connection, config), journal=ExecutionJournal(db, execution.id), mappings=MappingStore(db, connection.id),
+        crm=hubspot_client(portal, config), books=books_client(connection, config),
+        journal=ExecutionJournal(db, execution.id), mappings=MappingStore(db, connection.id),
+        claims=DocumentClaims(db, execution_id=execution.id, portal_id=execution.portal_id,
+                              realm_id=connection.realm_id),
         settings=effective_settings(portal, connection), quickbooks_app_url=config["QBO_APP_URL"])
 
 

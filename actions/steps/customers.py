@@ -26,12 +26,13 @@ def resolve_customer(ctx, party: Party) -> dict:
     if customer is None:
         lookup = look_up(ctx, party)
         customer = choose(ctx, party, lookup.matches) or create_customer(ctx, party, lookup)
-    ctx.mappings.remember(party.kind, party.record.id, str(customer["Id"]))
+    if party.record.id:  # a payment's bare customer email has no HubSpot record to remember it by
+        ctx.mappings.remember(party.kind, party.record.id, str(customer["Id"]))
     return customer
 
 
 def remembered_customer(ctx, party: Party) -> dict | None:
-    customer_id = ctx.mappings.get(party.kind, party.record.id)
+    customer_id = ctx.mappings.get(party.kind, party.record.id) if party.record.id else None
     if not customer_id:
         return None
     customer = ctx.books.read("Customer", customer_id)

@@ -8,6 +8,9 @@ DUPLICATE_DOCUMENT_NUMBER = 6140
 
 def create_document(ctx, entity: str, body: dict, *, step: str) -> dict:
     """Create once per execution step: a retry replays QuickBooks' stored answer instead of writing again."""
+    earlier = written_earlier(ctx, entity, step)
+    if earlier is not None:
+        return earlier
     try:
         record = ctx.books.create(entity, body, request_id=ctx.request_id(step))
     except QuickBooksFault as fault:
@@ -16,6 +19,23 @@ def create_document(ctx, entity: str, body: dict, *, step: str) -> dict:
         record = our_document_holding(ctx, entity, body["DocNumber"], step, fault)
     ctx.journal.wrote(step, entity, record)
     return record
+
+
+def written_earlier(ctx, entity: str, step: str) -> dict | None:
+    """The document this step already wrote (this execution, or a failed one it took over), if it still exists.
+
+    The request id would replay the same answer anyway; the journal also covers an inherited step, whose
+    request id was another execution's, and a QuickBooks that forgot a request id.
+    """
+    written = ctx.journal.written(step)
+    if not written or written.get("entity") != entity or not written.get("id"):
+        return None
+    document = ctx.books.read(entity, written["id"])
+    if document is None:
+        ctx.journal.note(f"QuickBooks {entity} {written['id']}, written earlier for this step, is gone; writing it again.")
+        return None
+    ctx.journal.note(f"QuickBooks {entity} {written['id']} was already written for this step; kept, not written again.")
+    return document
 
 
 def our_document_holding(ctx, entity: str, number: str, step: str, fault: QuickBooksFault) -> dict:

@@ -5,15 +5,16 @@ QuickBooks; then the writes: the customer, any missing products, and finally the
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 
+from actions.context import ActionResult
 from actions.errors import ActionError
 from actions.steps.customers import resolve_customer
-from actions.steps.documents import tracking_note
+from actions.steps.documents import create_document, tracking_note
 from actions.steps.eligibility import check_contact_eligible, filter_properties
-from actions.steps.lines import build_sales_lines, money, total
+from actions.steps.lines import build_sales_lines, money, rounded_amounts, total
 from actions.steps.products import ItemMatch, create_missing_items, match_items
-from actions.steps.source import AMOUNT_PROPERTIES, Record, Source, load_party, load_source
+from actions.steps.source import AMOUNT_PROPERTIES, Record, Source, as_date, load_party, load_source
 
 DOC_NUMBER_LENGTH = 21
 
@@ -23,14 +24,24 @@ class SalesDocument:
     body: dict
     customer: dict
 
+    def create(self, ctx, entity: str, *, step: str, extra_outputs: dict | None = None) -> ActionResult:
+        document = create_document(ctx, entity, self.body, step=step)
+        return ActionResult(document=document, entity=entity, customer_id=str(self.customer["Id"]),
+                            extra_outputs=extra_outputs or {})
 
-def prepare_sales_document(ctx) -> SalesDocument:
-    source = load_source(ctx, extra_properties=number_properties(ctx))
+
+def load_sales_source(ctx) -> Source:
+    """The enrolled record with its line items and whatever property its document number comes from."""
+    return load_source(ctx, extra_properties=number_properties(ctx))
+
+
+def prepare_sales_document(ctx, source: Source) -> SalesDocument:
     party = load_party(ctx, source, contact_properties=filter_properties(ctx.settings))
     if party.contact is not None:
         check_contact_eligible(ctx, party.contact)
     preferences = ctx.books.preferences()
     lines = sales_lines(ctx, source, preferences)  # reads only: nothing is written for a record that fails here
+    number = document_number(ctx, source, preferences)
     customer = resolve_customer(ctx, party)
     built = lines.build(ctx)
     note_amount_mismatch(ctx, source, built)
@@ -38,10 +49,18 @@ def prepare_sales_document(ctx) -> SalesDocument:
             "PrivateNote": tracking_note(ctx, source.label)}
     if party.email:
         body["BillEmail"] = {"Address": party.email}
-    number = document_number(ctx, source, preferences)
     if number:
         body["DocNumber"] = number
+    if source.date:
+        body["TxnDate"] = source.date
     return SalesDocument(body=body, customer=customer)
+
+
+def lines_total(ctx, source: Source):
+    """What the document's lines will add up to, known before anything is written."""
+    if ctx.input("products", "line_items") != "line_items":
+        return money(source.record.get(AMOUNT_PROPERTIES[source.object_type]) or 0)
+    return sum(rounded_amounts(source.line_items), money(0))
 
 
 def note_amount_mismatch(ctx, source: Source, lines: list[dict]) -> None:
@@ -97,26 +116,17 @@ def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> Pe
 # -- service dates -----------------------------------------------------------------------------------------
 
 def service_dates(ctx, source: Source, preferences: dict, line_items: list[Record] | None = None) -> dict[str, str]:
-    """Line id → ServiceDate when they apply: billing start date, else close date, else today."""
+    """Line id → ServiceDate when they apply: billing start date, else the record's date, else today."""
     mode = ctx.settings.get("service_dates", "auto")
     if mode == "never" or (mode == "auto" and not revenue_recognition_on(preferences)):
         return {}
-    fallback = as_date(source.record.get("closedate")) or date.today().isoformat()
+    fallback = source.date or date.today().isoformat()
     return {line.id: as_date(line.get("hs_recurring_billing_start_date")) or fallback
             for line in (line_items if line_items is not None else source.line_items)}
 
 
 def revenue_recognition_on(preferences: dict) -> bool:
     return bool((preferences.get("ProductAndServicesPrefs") or {}).get("RevenueRecognition"))
-
-
-def as_date(value: str) -> str:
-    """HubSpot dates come as 'YYYY-MM-DD', ISO datetimes, or epoch milliseconds."""
-    if not value:
-        return ""
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).date().isoformat()
-    return value[:10]
 
 
 # -- document numbers --------------------------------------------------------------------------------------
@@ -130,8 +140,14 @@ def document_number(ctx, source: Source, preferences: dict) -> str:
     if ctx.settings.get("document_numbers") == "hubspot":
         prop = "hs_quote_number" if source.object_type == "QUOTE" else ctx.settings.get("document_number_property")
         number = source.record.get(prop) if prop else ""
+        if len(number) > DOC_NUMBER_LENGTH:
+            # Never cut: two numbers that share their first 21 characters would collide, or worse, not.
+            raise ActionError("INVALID_INPUT", reason=f"The {source.label}'s number '{number}' ({prop}) is "
+                              f"{len(number)} characters long; QuickBooks document numbers hold at most "
+                              f"{DOC_NUMBER_LENGTH}. Shorten it in HubSpot, or let QuickBooks number documents "
+                              "(document_numbers='quickbooks').")
         if number:
-            return number[:DOC_NUMBER_LENGTH]
+            return number
         ctx.journal.note(f"document_numbers is 'hubspot' but the {source.label} has no "
                          f"{prop or 'document_number_property setting'}; QuickBooks numbers the document.")
     if (preferences.get("SalesFormsPrefs") or {}).get("CustomTxnNumbers"):

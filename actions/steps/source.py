@@ -1,6 +1,7 @@
 """load_source: the enrolled deal, quote or payment, the party to bill, and its line items."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from actions.errors import ActionError
 
@@ -16,18 +17,25 @@ RECORD_PROPERTIES = {
               "hs_esign_date", "hs_sign_status"],
     "COMMERCE_PAYMENT": ["hs_initial_amount", "hs_currency_code", "hs_customer_email", "hs_fees_amount",
                          "hs_refunds_amount", "hs_latest_status", "hs_payment_source_app", "hs_initiated_date",
-                         "hs_reference_number", "hs_payment_method_type"],
+                         "hs_reference_number", "hs_payment_method_type", "hs_payout_date"],
+}
+# The day a document is dated by, first known wins: the record's own date, never the day the worker ran.
+DATE_PROPERTIES = {
+    "DEAL": ("closedate",),
+    "QUOTE": ("hs_esign_date", "createdate"),  # signed, else issued
+    "COMMERCE_PAYMENT": ("hs_initiated_date",),
 }
 AMOUNT_PROPERTIES = {"DEAL": "amount", "QUOTE": "hs_quote_amount", "COMMERCE_PAYMENT": "hs_initial_amount"}
 TITLE_PROPERTIES = {"DEAL": "dealname", "QUOTE": "hs_title", "COMMERCE_PAYMENT": "hs_reference_number"}
 LINE_ITEM_PROPERTIES = ["name", "description", "hs_sku", "quantity", "price", "amount", "hs_product_id",
                         "discount", "hs_discount_percentage", "hs_total_discount", "hs_tax_rate_group_id",
-                        "hs_recurring_billing_start_date", "currency"]
+                        "hs_recurring_billing_start_date", "currency", "hs_tax_rate", "hs_tax_amount", "hs_tax_label"]
 CONTACT_PROPERTIES = ["email", "firstname", "lastname", "company", "phone"]
 COMPANY_PROPERTIES = ["name", "domain", "phone"]
 PRIMARY_COMPANY = 5  # deal → company, "Primary"
 QUOTE_SIGNER = 702  # quote → contact, "Signer"
-QUOTE_COMPANY = 71
+# The association type that names "the" company of each record: a deal's primary, a quote's, a payment's.
+COMPANY_TYPE_IDS = {"DEAL": {PRIMARY_COMPANY}, "QUOTE": {71}, "COMMERCE_PAYMENT": {389}}
 
 
 @dataclass
@@ -59,6 +67,21 @@ class Source:
     @property
     def title(self) -> str:
         return self.record.get(TITLE_PROPERTIES[self.object_type]) or self.label
+
+    @property
+    def date(self) -> str:
+        """The record's date as YYYY-MM-DD (close date, quote date, payment date), or "" when unknown."""
+        return next((as_date(self.record.get(name)) for name in DATE_PROPERTIES[self.object_type]
+                     if self.record.get(name)), "")
+
+
+def as_date(value: str) -> str:
+    """HubSpot dates come as 'YYYY-MM-DD', ISO datetimes, or epoch milliseconds."""
+    if not value:
+        return ""
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).date().isoformat()
+    return value[:10]
 
 
 def crm_type(object_type: str) -> str:
@@ -121,33 +144,49 @@ def describe_contact(contact: Record) -> str:
     name = " ".join(p for p in (contact.get("firstname"), contact.get("lastname")) if p)
     email = contact.get("email")
     label = f"{name} <{email}>" if name and email else name or email or "without name or email"
+    if not contact.id:  # a payment's customer email with no HubSpot contact behind it
+        return f"{label} (the payment's customer email)"
     return f"{label} (HubSpot contact {contact.id})"
 
 
 def load_party(ctx, source: Source, *, contact_properties: list[str] = ()) -> Party:
-    """The party the `customer` input names: first associated contact, primary company, or quote signer."""
+    """The party the `customer` input names: first associated contact, the record's company, or quote signer."""
     choice = ctx.input("customer", "first_associated_contact")
     properties = sorted(set(CONTACT_PROPERTIES) | set(contact_properties))
-    path = crm_type(source.object_type)
     if choice == "primary_company":
-        company_ids = associated_ids(ctx, path, source.record.id, "companies",
-                                     type_ids={PRIMARY_COMPANY if source.object_type == "DEAL" else QUOTE_COMPANY})
-        if not company_ids:
-            raise ActionError("CONTACT_MISSING", object_label=source.label, party="primary company")
-        company = Record.from_api(ctx.crm.get_object("companies", company_ids[0], COMPANY_PROPERTIES))
-        contact_ids = associated_ids(ctx, path, source.record.id, "contacts")
-        contact = Record.from_api(ctx.crm.get_object("contacts", contact_ids[0], properties)) if contact_ids else None
-        return Party("company", company, contact)
+        return company_party(ctx, source, properties)
     if choice == "quote_signer" and source.object_type == "QUOTE":
-        signer_ids = associated_ids(ctx, path, source.record.id, "contacts", type_ids={QUOTE_SIGNER})
+        signer_ids = associated_ids(ctx, crm_type(source.object_type), source.record.id, "contacts",
+                                    type_ids={QUOTE_SIGNER})
         if signer_ids:
             contact = Record.from_api(ctx.crm.get_object("contacts", signer_ids[0], properties))
             return Party("contact", contact, contact)
         ctx.journal.note(f"The {source.label} has no signer; billing its first contact instead.")
     elif choice not in ("first_associated_contact", "quote_signer"):
         raise ActionError("INVALID_INPUT", reason=f"The 'Customer' field has an unknown value '{choice}'.")
-    contact_ids = associated_ids(ctx, path, source.record.id, "contacts")
-    if not contact_ids:
+    contact = billing_contact(ctx, source, properties)
+    if contact is None:
         raise ActionError("CONTACT_MISSING", object_label=source.label, party="associated contact")
-    contact = Record.from_api(ctx.crm.get_object("contacts", contact_ids[0], properties))
     return Party("contact", contact, contact)
+
+
+def company_party(ctx, source: Source, properties: list[str]) -> Party:
+    company_ids = associated_ids(ctx, crm_type(source.object_type), source.record.id, "companies",
+                                 type_ids=COMPANY_TYPE_IDS[source.object_type])
+    if not company_ids:
+        party = "primary company" if source.object_type == "DEAL" else "associated company"
+        raise ActionError("CONTACT_MISSING", object_label=source.label, party=party)
+    company = Record.from_api(ctx.crm.get_object("companies", company_ids[0], COMPANY_PROPERTIES))
+    return Party("company", company, billing_contact(ctx, source, properties))
+
+
+def billing_contact(ctx, source: Source, properties: list[str]) -> Record | None:
+    """The first associated contact; for a payment without one, the customer email it was paid with."""
+    contact_ids = associated_ids(ctx, crm_type(source.object_type), source.record.id, "contacts")
+    if contact_ids:
+        return Record.from_api(ctx.crm.get_object("contacts", contact_ids[0], properties))
+    email = source.record.get("hs_customer_email") if source.object_type == "COMMERCE_PAYMENT" else ""
+    if not email:
+        return None
+    ctx.journal.note(f"The {source.label} has no associated contact; billing its customer email {email}.")
+    return Record(id="", properties={"email": email})

@@ -131,3 +131,25 @@ class Mapping(Base):
     hubspot_id: Mapped[str] = mapped_column(String(64))
     quickbooks_id: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DocumentClaim(Base):
+    """Which execution owns the one QuickBooks document of a (payment, action, company).
+
+    HubSpot may enroll a payment again (a new callbackId); the claim makes the second enrollment answer
+    with the first one's document instead of writing another.
+    """
+
+    __tablename__ = "document_claims"
+    __table_args__ = (UniqueConstraint("portal_id", "realm_id", "action", "object_type", "object_id",
+                                       name="uq_document_claim"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(BigInteger)
+    realm_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(64))
+    execution_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

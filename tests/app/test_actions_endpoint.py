@@ -164,13 +164,11 @@ def test_unknown_action_is_404(signed_post):
     assert "create_spaceship" in response.json["reason"]
 
 
-def test_actions_not_built_yet_fail_continue_with_a_clear_code(signed_post, deal, fake_quickbooks, fake_hubspot):
-    response = signed_post("/hubspot/actions/create_estimate", execution_body(object_id=deal.deal_id))
-    fields = response.json["outputFields"]
-    assert fields["hs_execution_state"] == "FAIL_CONTINUE"
-    assert fields["error_code"] == "ACTION_NOT_AVAILABLE"
-    assert "create_estimate" in fields["error_message"]
-    assert fake_quickbooks.requests == [] and fake_hubspot.completions == []
+@pytest.mark.parametrize("action", ["create_invoice", "create_estimate", "create_sales_receipt",
+                                    "create_paid_invoice", "create_expense", "create_refund_receipt"])
+def test_every_action_is_available_and_answers_block(action, signed_post, deal):
+    response = signed_post(f"/hubspot/actions/{action}", execution_body(object_id=deal.deal_id, callback_id=f"ap-{action}"))
+    assert response.json["outputFields"]["hs_execution_state"] == "BLOCK"
 
 
 def test_portal_that_never_installed_fails_continue(signed_post, fake_quickbooks):

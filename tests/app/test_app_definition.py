@@ -21,6 +21,7 @@ ERROR_CODES = {
     "DUPLICATE_DISPLAY_NAME", "NO_LINE_ITEMS", "PRODUCT_NOT_FOUND", "INVALID_INPUT", "SERVICE_DATE_REQUIRED",
     "DUPLICATE_DOCUMENT_NUMBER", "QUICKBOOKS_DOCUMENT_CHANGED", "QUICKBOOKS_PERIOD_CLOSED",
     "TAXABLE_LINES_NOT_ALLOWED", "NOT_FULLY_REFUNDED", "PAYMENT_FROM_INVOICE", "INTERNAL_ERROR",
+    "PAYMENT_AMOUNT_MISMATCH", "NO_PAYMENT_FEE",
 }
 OUTPUTS = ["quickbooks_document_id", "quickbooks_document_number", "quickbooks_document_url",
            "quickbooks_customer_id", "error_code", "error_message"]

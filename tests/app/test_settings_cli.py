@@ -27,6 +27,7 @@ def test_show_prints_the_defaults_as_json(runner, connection):
         "service_dates": "auto",
         "document_numbers": "quickbooks",
         "document_number_property": "",
+        "allow_invoice_payments": "off",
     }
     assert shown["companies"] == {REALM_ID: {"income_account": "", "product_type": "Service"}}
 
