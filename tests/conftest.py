@@ -233,16 +233,32 @@ def books(fake_quickbooks):
 
 
 @pytest.fixture
-def invoice_for(signed_post, fake_hubspot, connection):
-    """Run create_invoice on a record with these inputs; answer its callback's output fields."""
+def action_for(signed_post, fake_hubspot, connection):
+    """Run an action on a record with these inputs, as HubSpot would; answer its callback's output fields.
+
+    action_for("create_estimate", quote_id, "QUOTE", products="line_items"). Each run is a new enrollment
+    (a new callbackId) unless callback_id is given.
+    """
     runs = []
 
-    def run(object_id, object_type="DEAL", callback_id=None, **inputs):
+    def run(action, object_id, object_type="DEAL", callback_id=None, **inputs):
         callback_id = callback_id or f"ap-{PORTAL_ID}-1001-1-{len(runs)}"
         runs.append(callback_id)
-        signed_post("/hubspot/actions/create_invoice", execution_body(
+        signed_post(f"/hubspot/actions/{action}", execution_body(
             callback_id=callback_id, object_id=object_id, object_type=object_type, inputs=inputs))
-        return fake_hubspot.completion_for(callback_id).output_fields
+        completion = fake_hubspot.completion_for(callback_id)
+        assert completion is not None, f"{action} on {object_type} {object_id}: no callback completed"
+        return completion.output_fields
+
+    return run
+
+
+@pytest.fixture
+def invoice_for(action_for):
+    """Run create_invoice on a record with these inputs; answer its callback's output fields."""
+
+    def run(object_id, object_type="DEAL", callback_id=None, **inputs):
+        return action_for("create_invoice", object_id, object_type, callback_id, **inputs)
 
     return run
 

@@ -106,3 +106,44 @@ def seed_quote(hubspot_portal, fake_quickbooks, *, quote_properties=None, lines=
                                              "hs_quote_number": "Q-2026-17", **(quote_properties or {})})
     line_item_ids = add_line_items(hubspot_portal, "quotes", quote_id, DEFAULT_LINES if lines is None else lines)
     return DealScenario(str(quote_id), "", line_item_ids, widget_id, service_id)
+
+
+@dataclass
+class PaymentScenario:
+    payment_id: str
+    contact_id: str
+    line_item_ids: list
+    widget_id: str  # QuickBooks Item ids
+    service_id: str
+
+
+PAYMENT_PROPERTIES = {
+    "hs_initial_amount": "450", "hs_currency_code": "USD", "hs_customer_email": "ann.lee@acme.test",
+    "hs_fees_amount": "13.35", "hs_refunds_amount": "0", "hs_latest_status": "succeeded",
+    "hs_payment_source_app": "SALES_CHECKOUT", "hs_initiated_date": "2026-11-28T15:04:05Z",
+    "hs_payout_date": "2026-11-30", "hs_reference_number": "HSP-7F3K2", "hs_payment_method_type": "card",
+    "hs_processor_type": "hs_payments",
+}
+
+
+def seed_payment(hubspot_portal, fake_quickbooks, *, payment_properties=None, lines=None, contact=True,
+                 email="ann.lee@acme.test") -> PaymentScenario:
+    """A HubSpot payment (commerce_payments) of 450 for seed_deal's two products, paid by card by Ann Lee.
+
+    contact=False leaves the payment without an associated contact (only its hs_customer_email).
+    """
+    widget_id, service_id = seed_products(fake_quickbooks)
+    payment_id = hubspot_portal.add("commerce_payments", {**PAYMENT_PROPERTIES, "hs_customer_email": email,
+                                                          **(payment_properties or {})})
+    contact_id = ""
+    if contact:
+        contact_id = hubspot_portal.add("contacts", {"email": email, "firstname": "Ann", "lastname": "Lee"})
+        hubspot_portal.associate("commerce_payments", payment_id, "contacts", contact_id)  # type 387
+    line_item_ids = add_line_items(hubspot_portal, "commerce_payments", payment_id,
+                                   DEFAULT_LINES if lines is None else lines)  # type 395
+    return PaymentScenario(str(payment_id), str(contact_id), line_item_ids, widget_id, service_id)
+
+
+def account_id(books, name: str) -> str:
+    """The id of one of the fake company's accounts (Checking, Undeposited Funds, Bank Charges, Mastercard...)."""
+    return str(books.find("Account", Name=name)["Id"])
