@@ -971,6 +971,9 @@ class EntityRules:
             return
         qty = to_decimal(detail["Qty"], "Line.SalesItemLineDetail.Qty")
         price = to_decimal(detail["UnitPrice"], "Line.SalesItemLineDetail.UnitPrice")
+        # QBO keeps 7 decimals on UnitPrice: it rounds what it receives, then checks Amount against that.
+        price = price.quantize(Decimal("0.0000001"), rounding=ROUND_HALF_UP)
+        detail["UnitPrice"] = float(price)
         if qty == 0 and price == 0:
             return  # python-quickbooks' "unset" defaults; QBO takes an Amount-only line
         if abs(amount - money(qty * price)) > Decimal("0.005"):
