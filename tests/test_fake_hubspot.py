@@ -570,3 +570,29 @@ def test_execution_request_has_hubspots_shape(fake):
     assert body["callbackId"].startswith(f"ap-{PORTAL}-")
     assert body["object"] == {"objectId": 904, "objectType": "DEAL"}
     assert body["origin"]["portalId"] == PORTAL and body["inputFields"] == {"payment_terms": "net30"}
+
+
+def test_quotes_and_payments_carry_hubspot_association_ids_and_properties(fake, token):
+    portal = fake.portal(PORTAL)
+    quote = portal.add("quotes", {"hs_title": "Q", "hs_quote_number": "Q-17"})
+    signer, buyer = portal.add("contacts", {"email": "s@x.test"}), portal.add("contacts", {"email": "b@x.test"})
+    portal.associate("quotes", quote, "contacts", buyer)
+    portal.associate("quotes", quote, "contacts", signer, type_id=702, label="Signer")
+    payment = portal.add("commerce_payments", {"hs_initial_amount": "450", "hs_latest_status": "succeeded"})
+    for parent in (("quotes", quote), ("commerce_payments", payment)):
+        portal.associate(*parent, "line_items", portal.add("line_items", {"name": "Widget"}))
+
+    def type_ids(path):
+        results = get(fake, path, token).json()["results"]
+        return {r["toObjectId"]: {t["typeId"] for t in r["associationTypes"]} for r in results}
+
+    assert type_ids(f"/crm/objects/2026-03/quotes/{quote}/associations/contacts") == {
+        int(buyer): {69}, int(signer): {69, 702}}
+    assert list(type_ids(f"/crm/objects/2026-03/quotes/{quote}/associations/line_items").values()) == [{67}]
+    assert list(type_ids(f"/crm/objects/2026-03/commerce_payments/{payment}/associations/line_items").values()) \
+        == [{395}]
+    read = get(fake, f"/crm/objects/2026-03/commerce_payments/{payment}", token,
+               properties="hs_initial_amount,hs_fees_amount,hs_payout_date,no_such_property").json()
+    assert read["properties"]["hs_initial_amount"] == "450"
+    assert read["properties"]["hs_fees_amount"] is None  # a known property, unset: null
+    assert "no_such_property" not in read["properties"]  # unknown: left out

@@ -123,6 +123,10 @@ ASSOCIATION_TYPE_IDS = {
 }
 # A "Primary" association carries this typeId next to the unlabeled one, as HubSpot does.
 PRIMARY_TYPE_IDS = {("deals", "companies"): (5, 6), ("contacts", "companies"): (1, 2)}
+# Other HubSpot-defined labels, likewise next to the unlabeled type: a quote's signer (702; the reverse id
+# is not documented, 703 stands in).
+DEFINED_LABEL_TYPE_IDS = {("quotes", "contacts", "Signer"): (702, 703)}
+HUBSPOT_DEFINED_LABELS = {"Primary", "Signer"}
 # v3 object reads name association types; these differ from "<from>_to_<to>".
 V3_TYPE_NAMES = {5: "deal_to_company", 341: "deal_to_company_unlabeled", 6: "company_to_deal",
                  342: "company_to_deal_unlabeled", 1: "contact_to_company", 279: "contact_to_company_unlabeled",
@@ -394,7 +398,7 @@ def decode_cursor(after: str | None) -> int:
 
 
 def association_type(type_id: int, label: str | None = None) -> dict:
-    category = "HUBSPOT_DEFINED" if label in (None, "Primary") else "USER_DEFINED"
+    category = "HUBSPOT_DEFINED" if label is None or label in HUBSPOT_DEFINED_LABELS else "USER_DEFINED"
     return {"category": category, "typeId": type_id, "label": label}
 
 
@@ -407,6 +411,14 @@ def type_id_pair(table: dict, source: str, target: str) -> tuple[int, int] | Non
     return None
 
 
+def defined_label_type_ids(source: str, target: str, label: str | None) -> tuple[int, int] | None:
+    """HubSpot's own ids for a label it defines (Primary, Signer) between two types, if it has one."""
+    if label == "Primary":
+        return type_id_pair(PRIMARY_TYPE_IDS, source, target)
+    return type_id_pair({(a, b): ids for (a, b, name), ids in DEFINED_LABEL_TYPE_IDS.items() if name == label},
+                        source, target)
+
+
 def association_types(source: ObjectType, target: ObjectType, type_id: int | None,
                       label: str | None) -> tuple[list[dict], list[dict]]:
     """The association types to store from->to and to->from."""
@@ -415,13 +427,13 @@ def association_types(source: ObjectType, target: ObjectType, type_id: int | Non
         if unlabeled is None:
             raise ValueError(f"no default association type for {source.name} -> {target.name}; pass type_id")
         return [association_type(unlabeled[0])], [association_type(unlabeled[1])]
-    primary = type_id_pair(PRIMARY_TYPE_IDS, source.name, target.name)
-    if type_id is None and label == "Primary" and primary and unlabeled:
-        return ([association_type(unlabeled[0]), association_type(primary[0], label)],
-                [association_type(unlabeled[1]), association_type(primary[1], label)])
+    defined = defined_label_type_ids(source.name, target.name, label)
+    if defined and unlabeled and type_id in (None, defined[0]):
+        return ([association_type(unlabeled[0]), association_type(defined[0], label)],
+                [association_type(unlabeled[1]), association_type(defined[1], label)])
     if type_id is None:
         raise ValueError(f"label {label!r} on {source.name} -> {target.name} needs an explicit type_id")
-    known = {pair[0]: pair[1] for pair in (unlabeled, primary) if pair}
+    known = {pair[0]: pair[1] for pair in (unlabeled, defined) if pair}
     # HubSpot pairs custom label ids; the reverse of a custom id is not documented, so id + 1 stands in.
     return [association_type(type_id, label)], [association_type(known.get(type_id, type_id + 1), label)]
 
