@@ -60,6 +60,8 @@ def lines_total(ctx, source: Source):
     """What the document's lines will add up to, known before anything is written."""
     if ctx.input("products", "line_items") != "line_items":
         return money(source.record.get(AMOUNT_PROPERTIES[source.object_type]) or 0)
+    if not source.line_items:
+        raise ActionError("NO_LINE_ITEMS", object_label=source.label)
     return sum(rounded_amounts(source.line_items), money(0))
 
 
