@@ -20,8 +20,9 @@ def run(ctx: ActionContext) -> ActionResult:
     check_untaxed_lines(source)
     check_total_is_paid(source, lines_total(ctx, source))
     document = prepare_sales_document(ctx, source)
+    movement = money_movement(ctx, source, account_input="deposit_account")  # looked up before the invoice exists
     invoice = create_document(ctx, ENTITY, document.body, step="invoice")
-    payment = create_document(ctx, "Payment", payment_body(ctx, source, invoice), step="payment")
+    payment = create_document(ctx, "Payment", payment_body(ctx, source, invoice) | movement, step="payment")
     return ActionResult(document=invoice, entity=ENTITY, customer_id=str(document.customer["Id"]),
                         extra_outputs={"quickbooks_payment_id": str(payment["Id"])})
 
@@ -33,4 +34,4 @@ def payment_body(ctx: ActionContext, source: Source, invoice: dict) -> dict:
             "PrivateNote": tracking_note(ctx, source.label)}
     if source.date:
         body["TxnDate"] = source.date
-    return body | money_movement(ctx, source, account_input="deposit_account")
+    return body
