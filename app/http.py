@@ -14,10 +14,12 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 # Waits longer than this are not slept through inside a job: the step is rescheduled instead.
 MAX_INLINE_WAIT = 10.0
+# The first inline wait in seconds, doubled on each try (tests shorten it).
+INLINE_BACKOFF = 0.5
 
 
 def send(session, method: str, url: str, *, service: str, timeout: float, retries: int = 2,
-         backoff: float = 0.5, **kwargs) -> requests.Response:
+         backoff: float | None = None, **kwargs) -> requests.Response:
     """Send a request, retrying timeouts, 5xx and 429 a few times; raise TransientError when they persist.
 
     Safe to repeat only because every write we send is idempotent (QuickBooks `requestid`,
@@ -34,7 +36,7 @@ def send(session, method: str, url: str, *, service: str, timeout: float, retrie
                 return response
             reason = f"{service} answered HTTP {response.status_code}"
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        wait = backoff * (2 ** attempt) if retry_after is None else retry_after
+        wait = (backoff or INLINE_BACKOFF) * (2 ** attempt) if retry_after is None else retry_after
         if attempt == retries or wait > MAX_INLINE_WAIT:
             raise TransientError(reason, retry_after=retry_after, service=service)
         log.info("%s; retrying in %.1fs", reason, wait)

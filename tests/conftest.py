@@ -49,6 +49,14 @@ def fresh_preferences_cache():
     client._preferences_cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def quick_inline_retries(monkeypatch):
+    """The HTTP client's inline waits (0.5 s, 1 s) are real time; tests need their order, not their length."""
+    from app import http
+
+    monkeypatch.setattr(http, "INLINE_BACKOFF", 0.01)
+
+
 @pytest.fixture
 def fake_hubspot():
     fake = FakeHubSpot(client_id="hs-client-id", client_secret=HUBSPOT_SECRET).start()
