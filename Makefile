@@ -9,7 +9,7 @@ PORT ?= 5000
 export PORT HOST
 FLASK := $(BIN)/flask --app app
 
-.PHONY: venv install migrate run web worker test bench clean
+.PHONY: venv install migrate run web worker lint format test bench clean
 
 # (Re)create the virtualenv when it is missing, broken, or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -34,6 +34,15 @@ web: migrate
 
 worker: migrate
 	$(FLASK) worker
+
+# ruff, configured in pyproject.toml: the checks and the formatting; `make format` fixes what it can.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

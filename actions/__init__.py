@@ -1,7 +1,13 @@
 """The business logic of the six QuickBooks actions; knows nothing of Flask or HTTP."""
 
-from actions import (create_estimate, create_expense, create_invoice, create_paid_invoice, create_refund_receipt,
-                     create_sales_receipt)
+from actions import (
+    create_estimate,
+    create_expense,
+    create_invoice,
+    create_paid_invoice,
+    create_refund_receipt,
+    create_sales_receipt,
+)
 from actions.errors import ActionError
 from actions.steps.once import once_per_payment
 

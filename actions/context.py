@@ -5,8 +5,9 @@ action may use of the clients, so the fakes in tests and the real clients stay i
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol
+from typing import Protocol
 
 # Fixed namespace: request ids must stay the same across processes and releases for one execution step.
 REQUEST_ID_NAMESPACE = uuid.UUID("6f1b8f4e-3c57-4b0e-9a51-0c1d2e3f4a5b")

@@ -16,14 +16,24 @@ def run(ctx: ActionContext) -> ActionResult:
     fee = payment_fee(source)
     paid_from = funding_account(ctx, "payment_account", "Paid from")
     if not ctx.input("expense_account"):
-        raise ActionError("INVALID_INPUT", reason="The 'Expense account' field is empty: choose the QuickBooks "
-                          "expense account for payment fees, for example Bank charges.")
-    line = {"DetailType": "AccountBasedExpenseLineDetail", "Amount": float(fee),
-            "Description": f"HubSpot payment fee, {describe(source)}",
-            "AccountBasedExpenseLineDetail": {"AccountRef": {"value": ctx.input("expense_account")}}}
-    body = {"PaymentType": purchase_payment_type(paid_from), "AccountRef": {"value": str(paid_from["Id"])},
-            "EntityRef": {"value": payments_vendor(ctx), "type": "Vendor"}, "Line": [line],
-            "PrivateNote": f"Fee for HubSpot {describe(source)}. {tracking_note(ctx, source.label)}"}
+        raise ActionError(
+            "INVALID_INPUT",
+            reason="The 'Expense account' field is empty: choose the QuickBooks "
+            "expense account for payment fees, for example Bank charges.",
+        )
+    line = {
+        "DetailType": "AccountBasedExpenseLineDetail",
+        "Amount": float(fee),
+        "Description": f"HubSpot payment fee, {describe(source)}",
+        "AccountBasedExpenseLineDetail": {"AccountRef": {"value": ctx.input("expense_account")}},
+    }
+    body = {
+        "PaymentType": purchase_payment_type(paid_from),
+        "AccountRef": {"value": str(paid_from["Id"])},
+        "EntityRef": {"value": payments_vendor(ctx), "type": "Vendor"},
+        "Line": [line],
+        "PrivateNote": f"Fee for HubSpot {describe(source)}. {tracking_note(ctx, source.label)}",
+    }
     date = as_date(source.record.get("hs_payout_date")) or source.date
     if date:
         body["TxnDate"] = date

@@ -12,8 +12,11 @@ def run(ctx: ActionContext) -> ActionResult:
     source = load_sales_source(ctx)
     check_fully_refunded(source)
     if not ctx.input("payment_account"):
-        raise ActionError("INVALID_INPUT", reason="The 'Refund from' field is empty: QuickBooks needs the bank or "
-                          "credit card account the refund was paid from.")
+        raise ActionError(
+            "INVALID_INPUT",
+            reason="The 'Refund from' field is empty: QuickBooks needs the bank or "
+            "credit card account the refund was paid from.",
+        )
     document = prepare_sales_document(ctx, source)
     document.body |= money_movement(ctx, source, account_input="payment_account")
     document.body["TxnDate"] = refund_date(source)

@@ -32,21 +32,25 @@ CATALOGUE: dict[str, Entry] = {
     ),
     "QUICKBOOKS_UNAVAILABLE": Entry(
         "{service} kept failing or throttling our requests ({reason}), even after several retries.",
-        "Nothing is wrong with the record: re-enroll it later. If it keeps happening, check status.quickbooks.intuit.com "
+        "Nothing is wrong with the record: re-enroll it later. If it keeps happening, check "
+        "status.quickbooks.intuit.com "
         "or status.hubspot.com.",
         retryable=True,
     ),
     "QUICKBOOKS_VALIDATION": Entry(
         "QuickBooks refused the {entity}: {fault_message}{fault_detail}.{advice}",
-        "Correct the data QuickBooks names (in HubSpot, or in QuickBooks for its own records), then re-enroll the record.",
+        "Correct the data QuickBooks names (in HubSpot, or in QuickBooks for its own records), "
+        "then re-enroll the record.",
     ),
     "CONTACT_MISSING": Entry(
         "The {object_label} has no {party} to bill.",
-        "Associate a contact (or a primary company, per the action's 'Customer' field) with the record, then re-enroll it.",
+        "Associate a contact (or a primary company, per the action's 'Customer' field) with the record, "
+        "then re-enroll it.",
     ),
     "CONTACT_NOT_ELIGIBLE": Entry(
         "Contact {contact} does not meet the data-sync filter '{condition}'.",
-        "Update the contact so it meets the filter, or change the filters with 'flask settings set', then re-enroll the record. "
+        "Update the contact so it meets the filter, or change the filters with 'flask settings set', "
+        "then re-enroll the record. "
         "Enroll only records whose contacts pass the filters to avoid this failure.",
     ),
     "CUSTOMER_NOT_FOUND": Entry(
@@ -61,7 +65,8 @@ CATALOGUE: dict[str, Entry] = {
     ),
     "NO_LINE_ITEMS": Entry(
         "The {object_label} has no line items.",
-        "Add line items to the record, or choose a QuickBooks product in the action's 'Products' field, then re-enroll it.",
+        "Add line items to the record, or choose a QuickBooks product in the action's 'Products' field, "
+        "then re-enroll it.",
     ),
     "PRODUCT_NOT_FOUND": Entry(
         "These line items have no matching QuickBooks product: {lines}.",
@@ -88,7 +93,8 @@ CATALOGUE: dict[str, Entry] = {
     ),
     "QUICKBOOKS_PERIOD_CLOSED": Entry(
         "The transaction date falls in a period whose books are closed in QuickBooks.",
-        "Ask your accountant to reopen the period (or change the closing date) in QuickBooks, then re-enroll the record.",
+        "Ask your accountant to reopen the period (or change the closing date) in QuickBooks, "
+        "then re-enroll the record.",
     ),
     "TAXABLE_LINES_NOT_ALLOWED": Entry(
         "A paid invoice can only hold non-taxable lines, and these are taxable: {lines}.",
@@ -201,15 +207,15 @@ TRANSIENT_FAULT_CODES = {3001, 10000}  # throttled; QuickBooks' own "application
 # Plain-words advice added to QUICKBOOKS_VALIDATION for faults that have no code of their own.
 FAULT_ADVICE = {
     6070: "A line's amount did not equal its quantity times its unit price. qbo-actions rounds HubSpot's "
-          "discounts so that it does; check the line items for unusual quantities or prices (for example more "
-          "than 7 decimals), correct them in HubSpot, and report the execution if it happens again.",
+    "discounts so that it does; check the line items for unusual quantities or prices (for example more "
+    "than 7 decimals), correct them in HubSpot, and report the execution if it happens again.",
     6100: "QuickBooks did not accept a line's sales-tax code. US companies use TAX or NON on each line: check the "
-          "products' sales-tax settings in QuickBooks (and that automated sales tax is set up), then re-enroll.",
+    "products' sales-tax settings in QuickBooks (and that automated sales tax is set up), then re-enroll.",
     4000: "QuickBooks could not read a search qbo-actions sent, usually because a name or SKU holds unusual "
-          "characters (curly quotes, long dashes). Use plain characters in the product or contact name, or report "
-          "the execution.",
+    "characters (curly quotes, long dashes). Use plain characters in the product or contact name, or report "
+    "the execution.",
     4001: "QuickBooks refused a search qbo-actions sent for this company. Report the execution id so it can be "
-          "fixed; nothing needs changing in HubSpot.",
+    "fixed; nothing needs changing in HubSpot.",
     6000: "This is one of QuickBooks' own business rules; its message says what to change.",
 }
 
@@ -222,8 +228,11 @@ def explain_fault(fault: QuickBooksFault, **details) -> ActionError:
     if code == "DUPLICATE_DISPLAY_NAME" and fault.entity not in ("", "Customer", "Vendor", "Employee"):
         code = None  # a product or account name taken: QuickBooks' own words say which
     if code == "INVALID_INPUT":
-        details.setdefault("reason", f"QuickBooks cannot use {field_in_words(fault.element)}: "
-                                     f"{fault.message.rstrip('.')}. {fault.detail}".strip())
+        details.setdefault(
+            "reason",
+            f"QuickBooks cannot use {field_in_words(fault.element)}: "
+            f"{fault.message.rstrip('.')}. {fault.detail}".strip(),
+        )
     if code is None:
         code = "QUICKBOOKS_VALIDATION"
         advice = FAULT_ADVICE.get(fault.code)

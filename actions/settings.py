@@ -47,7 +47,9 @@ def parse_setting(key: str, text: str):
     if key == "contact_sync_filters":
         return parse_filters(text)
     if key == "income_account" and text and not text.isdigit():
-        raise SettingError("income_account must be a QuickBooks Account id (digits), or empty for the first Income account")
+        raise SettingError(
+            "income_account must be a QuickBooks Account id (digits), or empty for the first Income account"
+        )
     if key == "document_number_property" and text and not text.replace("_", "").isalnum():
         raise SettingError("document_number_property must be a HubSpot property name such as 'invoice_number'")
     return text

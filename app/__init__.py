@@ -35,8 +35,12 @@ def init_sentry(app):
         import sentry_sdk
 
         # send_default_pii off: request bodies and headers (signatures, tokens) never leave the server.
-        sentry_sdk.init(dsn=app.config["SENTRY_DSN"], send_default_pii=False, environment=app.config["APP_ENV"],
-                        before_breadcrumb=redact_breadcrumb)
+        sentry_sdk.init(
+            dsn=app.config["SENTRY_DSN"],
+            send_default_pii=False,
+            environment=app.config["APP_ENV"],
+            before_breadcrumb=redact_breadcrumb,
+        )
 
 
 def redact_breadcrumb(crumb, _hint):

@@ -22,10 +22,14 @@ def worker_command(threads):
     requeue_stale()  # work left behind by a crash runs first
     queue = current_app.extensions["queue"]
     # An idle consumer polls SQLite with a backoff; cap it so a new job waits at most a fraction of a second.
-    Consumer(queue.huey, workers=threads or current_app.config["WORKER_THREADS"], worker_type="thread",
-             periodic=True, check_worker_health=True, max_delay=0.25).run()
-
-
+    Consumer(
+        queue.huey,
+        workers=threads or current_app.config["WORKER_THREADS"],
+        worker_type="thread",
+        periodic=True,
+        check_worker_health=True,
+        max_delay=0.25,
+    ).run()
 
 
 settings_cli = AppGroup("settings", help="Show or change a portal's settings.")
@@ -81,19 +85,28 @@ def pick_connection(portal, realm):
                 return connection
         raise click.ClickException(f"QuickBooks company {realm} is not connected to HubSpot account {portal.id}.")
     if not connections:
-        raise click.ClickException(f"HubSpot account {portal.id} has no QuickBooks company connected: connect one "
-                                   "before setting company settings such as income_account.")
+        raise click.ClickException(
+            f"HubSpot account {portal.id} has no QuickBooks company connected: connect one "
+            "before setting company settings such as income_account."
+        )
     if len(connections) != 1:
-        raise click.ClickException("Say which QuickBooks company with --realm: "
-                                   f"{len(connections)} are connected to HubSpot account {portal.id}.")
+        raise click.ClickException(
+            "Say which QuickBooks company with --realm: "
+            f"{len(connections)} are connected to HubSpot account {portal.id}."
+        )
     return connections[0]
 
 
 def describe_settings(portal) -> dict:
-    portal_settings = {key: value for key, value in {**DEFAULT_SETTINGS, **(portal.settings or {})}.items()
-                       if key not in COMPANY_SETTINGS}
-    companies = {c.realm_id: {key: (c.settings or {}).get(key, DEFAULT_SETTINGS[key]) for key in sorted(COMPANY_SETTINGS)}
-                 for c in list_connections(db.session, portal.id)}
+    portal_settings = {
+        key: value
+        for key, value in {**DEFAULT_SETTINGS, **(portal.settings or {})}.items()
+        if key not in COMPANY_SETTINGS
+    }
+    companies = {
+        c.realm_id: {key: (c.settings or {}).get(key, DEFAULT_SETTINGS[key]) for key in sorted(COMPANY_SETTINGS)}
+        for c in list_connections(db.session, portal.id)
+    }
     return {"portal_id": portal.id, "settings": portal_settings, "companies": companies}
 
 

@@ -117,7 +117,7 @@ def normalise_database_url(url: str) -> str:
     # Heroku-style URLs name the driver "postgres"; SQLAlchemy wants psycopg 3 spelled out.
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -156,7 +156,7 @@ def read_or_create_development_keys(path: Path) -> dict:
             if text:
                 return json.loads(text)
             time.sleep(0.1)
-        raise ConfigError(f"{path} is empty: delete it and start again")
+        raise ConfigError(f"{path} is empty: delete it and start again") from None
     with os.fdopen(descriptor, "w") as handle:
         handle.write(json.dumps(keys))
     return keys

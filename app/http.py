@@ -2,8 +2,8 @@
 
 import logging
 import time
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 
 import requests
 
@@ -18,8 +18,17 @@ MAX_INLINE_WAIT = 10.0
 INLINE_BACKOFF = 0.5
 
 
-def send(session, method: str, url: str, *, service: str, timeout: float, retries: int = 2,
-         backoff: float | None = None, **kwargs) -> requests.Response:
+def send(
+    session,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    timeout: float,
+    retries: int = 2,
+    backoff: float | None = None,
+    **kwargs,
+) -> requests.Response:
     """Send a request, retrying timeouts, 5xx and 429 a few times; raise TransientError when they persist.
 
     Safe to repeat only because every write we send is idempotent (QuickBooks `requestid`,
@@ -36,7 +45,7 @@ def send(session, method: str, url: str, *, service: str, timeout: float, retrie
                 return response
             reason = f"{service} answered HTTP {response.status_code}"
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        wait = (backoff or INLINE_BACKOFF) * (2 ** attempt) if retry_after is None else retry_after
+        wait = (backoff or INLINE_BACKOFF) * (2**attempt) if retry_after is None else retry_after
         if attempt == retries or wait > MAX_INLINE_WAIT:
             raise TransientError(reason, retry_after=retry_after, service=service)
         log.info("%s; retrying in %.1fs", reason, wait)
@@ -63,4 +72,4 @@ def parse_retry_after(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -34,6 +34,7 @@ def init_app(app) -> None:
         def task(*args):
             with app.app_context():
                 return function(*args)
+
         task.__name__ = function.__name__
         return task
 

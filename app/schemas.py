@@ -56,8 +56,10 @@ def input_values(data: dict) -> dict[str, str]:
     """Every input as a string: HubSpot sends strings, but typed inputs carry {"value": ..., "type": ...}."""
     raw = data.get("inputFields") or data.get("fields_")
     if raw is None and data.get("typedInputs"):
-        raw = {name: typed.get("value") if isinstance(typed, dict) else typed
-               for name, typed in data["typedInputs"].items()}
+        raw = {
+            name: typed.get("value") if isinstance(typed, dict) else typed
+            for name, typed in data["typedInputs"].items()
+        }
     return {name: "" if value is None else stringify(value) for name, value in (raw or {}).items()}
 
 

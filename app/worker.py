@@ -19,12 +19,12 @@ from app.extensions import db
 from app.hubspot.client import HubSpotError, HubSpotNotFound, hubspot_client
 from app.hubspot.oauth import HubSpotAuthError
 from app.quickbooks.client import books_client
+from app.settings import effective_settings
 from app.storage import executions as execution_service
 from app.storage.claims import DocumentClaims
 from app.storage.connections import MappingStore, get_portal, list_connections
 from app.storage.journal import ExecutionJournal
 from app.storage.models import Execution, utcnow
-from app.settings import effective_settings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ SUCCESS, FAIL_CONTINUE, BLOCK = "SUCCESS", "FAIL_CONTINUE", "BLOCK"
 
 
 # -- answers to HubSpot ----------------------------------------------------------------------------------
+
 
 def execution_expiry() -> timedelta:
     return parse_duration(current_app.config["EXECUTION_EXPIRY"])
@@ -50,8 +51,9 @@ def reply_for(execution: Execution) -> dict:
     """BLOCK while the work is under way; the stored outcome once there is one (HubSpot retried)."""
     if execution.outcome:
         return {"outputFields": output_fields(execution)}
-    return {"outputFields": {"hs_execution_state": BLOCK,
-                             "hs_expiration_duration": current_app.config["EXECUTION_EXPIRY"]}}
+    return {
+        "outputFields": {"hs_execution_state": BLOCK, "hs_expiration_duration": current_app.config["EXECUTION_EXPIRY"]}
+    }
 
 
 def output_fields(execution: Execution) -> dict[str, str]:
@@ -68,12 +70,20 @@ def settle_without_running(session, execution: Execution) -> bool:
     if execution.action not in ACTIONS:
         error = ActionError("ACTION_NOT_AVAILABLE", action=execution.action)
     elif get_portal(session, execution.portal_id) is None:
-        error = ActionError("QUICKBOOKS_NOT_CONNECTED", reason=f"HubSpot account {execution.portal_id} has not "
-                            "installed qbo-actions on this server (or its installation was removed).")
+        error = ActionError(
+            "QUICKBOOKS_NOT_CONNECTED",
+            reason=f"HubSpot account {execution.portal_id} has not "
+            "installed qbo-actions on this server (or its installation was removed).",
+        )
     if error is None:
         return False
-    execution_service.finish(execution, outcome=FAIL_CONTINUE, outputs=failure_outputs(error),
-                             error_code=error.code, error_message=error.message)
+    execution_service.finish(
+        execution,
+        outcome=FAIL_CONTINUE,
+        outputs=failure_outputs(error),
+        error_code=error.code,
+        error_message=error.message,
+    )
     execution.status = Execution.COMPLETED  # answered directly: there is no callback to complete
     execution.completed_at = utcnow()
     session.commit()
@@ -81,6 +91,7 @@ def settle_without_running(session, execution: Execution) -> bool:
 
 
 # -- running the action ----------------------------------------------------------------------------------
+
 
 def run_execution(execution_id: int) -> None:
     with db.new_session() as session:
@@ -92,11 +103,21 @@ def run_execution(execution_id: int) -> None:
         if outcome is None:
             return
         outputs, error = outcome
-        execution_service.finish(execution, outcome=FAIL_CONTINUE if error else SUCCESS, outputs=outputs,
-                                 error_code=error.code if error else "", error_message=error.message if error else "")
+        execution_service.finish(
+            execution,
+            outcome=FAIL_CONTINUE if error else SUCCESS,
+            outputs=outputs,
+            error_code=error.code if error else "",
+            error_message=error.message if error else "",
+        )
         session.commit()
-        log.info("execution %s (%s %s) finished: %s", execution.id, execution.action, execution.callback_id,
-                 error.code if error else SUCCESS)
+        log.info(
+            "execution %s (%s %s) finished: %s",
+            execution.id,
+            execution.action,
+            execution.callback_id,
+            error.code if error else SUCCESS,
+        )
     complete_callback(execution_id)
 
 
@@ -117,11 +138,15 @@ def attempt(session, execution: Execution):
         # The code says QuickBooks (a contract); the message says which service it really was.
         error = ActionError("QUICKBOOKS_UNAVAILABLE", service=exc.service, reason=exc.reason)
     except HubSpotAuthError as exc:
-        error = ActionError("INTERNAL_ERROR", reason=f"HubSpot refused our token for this account ({exc}); "
-                            "reinstall the app")
+        error = ActionError(
+            "INTERNAL_ERROR", reason=f"HubSpot refused our token for this account ({exc}); reinstall the app"
+        )
     except HubSpotNotFound as exc:
-        error = ActionError("INVALID_INPUT", reason=f"HubSpot could not find a record this action reads "
-                            f"({exc.message or 'not found'}); it may have been deleted.")
+        error = ActionError(
+            "INVALID_INPUT",
+            reason=f"HubSpot could not find a record this action reads "
+            f"({exc.message or 'not found'}); it may have been deleted.",
+        )
     except HubSpotError as exc:
         log.warning("execution %s: HubSpot refused a read: %s", execution.id, exc)
         hint = "; reinstall the app so it has the scopes it needs" if exc.status == 403 else ""
@@ -157,13 +182,22 @@ def build_context(session, execution: Execution) -> ActionContext:
     execution.realm_id = connection.realm_id
     session.commit()
     return ActionContext(
-        portal_id=execution.portal_id, callback_id=execution.callback_id, action=execution.action,
-        object_type=execution.object_type, object_id=execution.object_id, inputs=inputs_with_defaults(execution),
-        crm=hubspot_client(portal, config), books=books_client(connection, config),
-        journal=ExecutionJournal(db, execution.id), mappings=MappingStore(db, connection.id),
-        claims=DocumentClaims(db, execution_id=execution.id, portal_id=execution.portal_id,
-                              realm_id=connection.realm_id),
-        settings=effective_settings(portal, connection), quickbooks_app_url=config["QBO_APP_URL"])
+        portal_id=execution.portal_id,
+        callback_id=execution.callback_id,
+        action=execution.action,
+        object_type=execution.object_type,
+        object_id=execution.object_id,
+        inputs=inputs_with_defaults(execution),
+        crm=hubspot_client(portal, config),
+        books=books_client(connection, config),
+        journal=ExecutionJournal(db, execution.id),
+        mappings=MappingStore(db, connection.id),
+        claims=DocumentClaims(
+            db, execution_id=execution.id, portal_id=execution.portal_id, realm_id=connection.realm_id
+        ),
+        settings=effective_settings(portal, connection),
+        quickbooks_app_url=config["QBO_APP_URL"],
+    )
 
 
 def inputs_with_defaults(execution: Execution) -> dict[str, str]:
@@ -176,16 +210,24 @@ def inputs_with_defaults(execution: Execution) -> dict[str, str]:
 def choose_connection(connections, requested: str):
     active = list(connections)
     if not active:
-        raise ActionError("QUICKBOOKS_NOT_CONNECTED", reason="This HubSpot account has no QuickBooks company connected.")
+        raise ActionError(
+            "QUICKBOOKS_NOT_CONNECTED", reason="This HubSpot account has no QuickBooks company connected."
+        )
     if requested:
         for connection in active:
             if connection.realm_id == requested:
                 return connection
-        raise ActionError("QUICKBOOKS_NOT_CONNECTED", reason=f"The QuickBooks company {requested} chosen in the "
-                          f"action is not connected to this HubSpot account (connected: {names(active)}).")
+        raise ActionError(
+            "QUICKBOOKS_NOT_CONNECTED",
+            reason=f"The QuickBooks company {requested} chosen in the "
+            f"action is not connected to this HubSpot account (connected: {names(active)}).",
+        )
     if len(active) > 1:
-        raise ActionError("QUICKBOOKS_NOT_CONNECTED", reason="Several QuickBooks companies are connected "
-                          f"({names(active)}) and the action does not say which to use.")
+        raise ActionError(
+            "QUICKBOOKS_NOT_CONNECTED",
+            reason="Several QuickBooks companies are connected "
+            f"({names(active)}) and the action does not say which to use.",
+        )
     return active[0]
 
 
@@ -194,6 +236,7 @@ def names(connections) -> str:
 
 
 # -- completing HubSpot's callback -----------------------------------------------------------------------
+
 
 def complete_callback(execution_id: int) -> None:
     with db.new_session() as session:
@@ -234,9 +277,14 @@ def expire(session, execution: Execution) -> None:
     execution.status = Execution.EXPIRED
     execution.lease_until = None
     session.commit()
-    log.error("execution %s (%s): HubSpot callback %s expired before it could be completed; outcome %s %s kept",
-              execution.id, execution.action, execution.callback_id, execution.outcome,
-              execution.outputs.get("quickbooks_document_id", ""))
+    log.error(
+        "execution %s (%s): HubSpot callback %s expired before it could be completed; outcome %s %s kept",
+        execution.id,
+        execution.action,
+        execution.callback_id,
+        execution.outcome,
+        execution.outputs.get("quickbooks_document_id", ""),
+    )
 
 
 def postpone_callback(session, execution: Execution, exc: Exception) -> None:
@@ -250,6 +298,7 @@ def postpone_callback(session, execution: Execution, exc: Exception) -> None:
 
 
 # -- lost work -------------------------------------------------------------------------------------------
+
 
 def requeue_stale() -> int:
     """Re-enqueue executions whose job was lost (crash between commit and enqueue, worker killed)."""

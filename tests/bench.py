@@ -39,8 +39,10 @@ def percentile(values, p):
 
 def describe(label, seconds):
     ms = [s * 1000 for s in seconds]
-    print(f"  {label:<44} n={len(ms):<4} p50={statistics.median(ms):7.1f} ms  p95={percentile(ms, 95):7.1f} ms  "
-          f"max={max(ms):7.1f} ms")
+    print(
+        f"  {label:<44} n={len(ms):<4} p50={statistics.median(ms):7.1f} ms  p95={percentile(ms, 95):7.1f} ms  "
+        f"max={max(ms):7.1f} ms"
+    )
 
 
 class Bench:
@@ -64,14 +66,23 @@ class Bench:
         if database.startswith("postgres"):
             reset_postgres(database)
         return {
-            "APP_ENV": "bench", "SECRET_KEY": "bench", "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-            "PUBLIC_URL": "https://qbo-actions.bench", "HUBSPOT_APP_ID": "4242", "HUBSPOT_CLIENT_ID": "hs-client-id",
-            "HUBSPOT_CLIENT_SECRET": HUBSPOT_SECRET, "HUBSPOT_API_BASE_URL": self.hubspot.url,
-            "QBO_CLIENT_ID": "qbo-client-id", "QBO_CLIENT_SECRET": "qbo-client-secret",
-            "QBO_ENVIRONMENT": self.quickbooks.discovery_url, "QBO_API_BASE_URL": self.quickbooks.api_base,
+            "APP_ENV": "bench",
+            "SECRET_KEY": "bench",
+            "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PUBLIC_URL": "https://qbo-actions.bench",
+            "HUBSPOT_APP_ID": "4242",
+            "HUBSPOT_CLIENT_ID": "hs-client-id",
+            "HUBSPOT_CLIENT_SECRET": HUBSPOT_SECRET,
+            "HUBSPOT_API_BASE_URL": self.hubspot.url,
+            "QBO_CLIENT_ID": "qbo-client-id",
+            "QBO_CLIENT_SECRET": "qbo-client-secret",
+            "QBO_ENVIRONMENT": self.quickbooks.discovery_url,
+            "QBO_API_BASE_URL": self.quickbooks.api_base,
             "DATABASE_URL": database or f"sqlite:///{self.workdir / 'bench.db'}",
-            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""), "QUEUE_NAME": f"qbo-bench-{os.getpid()}",
-            "QUEUE_SQLITE_PATH": str(self.workdir / "queue.db"), "LOG_LEVEL": "WARNING",
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", ""),
+            "QUEUE_NAME": f"qbo-bench-{os.getpid()}",
+            "QUEUE_SQLITE_PATH": str(self.workdir / "queue.db"),
+            "LOG_LEVEL": "WARNING",
         }
 
     def install(self):
@@ -97,8 +108,12 @@ class Bench:
 
     def start_worker(self):
         env = {**os.environ, **{k: str(v) for k, v in self.config.items()}, "WORKER_THREADS": "4"}
-        self.worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=open(self.workdir / "worker.log", "w"))
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "worker.log", "w"),
+        )
 
     def stop(self):
         if self.worker:
@@ -111,11 +126,14 @@ class Bench:
 
 def measure_answers(bench, deal_id):
     """The endpoint alone: verify, validate, record, enqueue, answer BLOCK (no worker running)."""
-    fresh = [bench.post(execution_body(callback_id=f"ap-{PORTAL_ID}-9-{n}-0", object_id=deal_id))[0]
-             for n in range(REQUESTS)]
+    fresh = [
+        bench.post(execution_body(callback_id=f"ap-{PORTAL_ID}-9-{n}-0", object_id=deal_id))[0] for n in range(REQUESTS)
+    ]
     describe("new execution → BLOCK", fresh)
-    repeats = [bench.post(execution_body(callback_id=f"ap-{PORTAL_ID}-9-{n}-0", object_id=deal_id))[0]
-               for n in range(min(REQUESTS, 100))]
+    repeats = [
+        bench.post(execution_body(callback_id=f"ap-{PORTAL_ID}-9-{n}-0", object_id=deal_id))[0]
+        for n in range(min(REQUESTS, 100))
+    ]
     describe("repeat delivery (known callbackId)", repeats)
 
 
@@ -142,10 +160,17 @@ def measure_end_to_end(bench, portal):
         contact = portal.add("contacts", {"email": f"buyer{n}@bench.test", "firstname": "Buyer", "lastname": f"No{n}"})
         deal = portal.add("deals", {"dealname": f"Bench {n}", "amount": "450"})
         portal.associate("deals", deal, "contacts", contact)
-        for properties in ({"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200",
-                            "hs_product_id": "501"},
-                           {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250",
-                            "hs_product_id": "502"}):
+        for properties in (
+            {
+                "name": "Widget",
+                "hs_sku": "W-1",
+                "quantity": "2",
+                "price": "100",
+                "amount": "200",
+                "hs_product_id": "501",
+            },
+            {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250", "hs_product_id": "502"},
+        ):
             line = portal.add("line_items", properties)
             portal.associate("deals", deal, "line_items", line)
         contacts.append(deal)
@@ -167,14 +192,18 @@ def measure_end_to_end(bench, portal):
         sent[callback] = time.perf_counter()
         bench.post(execution_body(callback_id=callback, object_id=deal))
     latencies = wait_for_completions(bench, sent)
-    outcomes = {c.output_fields.get("error_code") or "SUCCESS" for c in bench.hubspot.completions if c.callback_id in sent}
+    outcomes = {
+        c.output_fields.get("error_code") or "SUCCESS" for c in bench.hubspot.completions if c.callback_id in sent
+    }
     print(f"  outcomes: {sorted(outcomes)}")
     total = time.perf_counter() - started
     invoices = len(company.all("Invoice")) - before_invoices
     describe(f"{len(contacts)} at once: BLOCK → callback completed", latencies)
-    print(f"  {len(contacts)} invoices in {total:.1f} s = {len(contacts) / total:.1f} invoices/s with 4 worker threads; "
-          f"{(len(bench.quickbooks.requests) - before_requests) / max(invoices, 1):.1f} QuickBooks requests per invoice "
-          f"(new customer each, products remembered after the first)")
+    print(
+        f"  {len(contacts)} invoices in {total:.1f} s = {len(contacts) / total:.1f} invoices/s with 4 worker threads; "
+        f"{(len(bench.quickbooks.requests) - before_requests) / max(invoices, 1):.1f} QuickBooks requests per invoice "
+        f"(new customer each, products remembered after the first)"
+    )
 
 
 def drain_backlog(bench):
@@ -184,8 +213,10 @@ def drain_backlog(bench):
     bench.start_worker()
     wait_for_completions(bench, backlog)
     elapsed = time.perf_counter() - started
-    print(f"  backlog of {REQUESTS} queued executions (same deal, warm) done in {elapsed:.1f} s "
-          f"= {REQUESTS / elapsed:.1f} invoices/s, consumer start-up included")
+    print(
+        f"  backlog of {REQUESTS} queued executions (same deal, warm) done in {elapsed:.1f} s "
+        f"= {REQUESTS / elapsed:.1f} invoices/s, consumer start-up included"
+    )
 
 
 def wait_for_completions(bench, sent, timeout=120):

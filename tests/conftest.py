@@ -7,7 +7,7 @@ are set (CI sets both, and there a skipped back-end test is a failure).
 import json
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
@@ -29,8 +29,10 @@ REALM_ID = "9130350000000001"
 HUBSPOT_SECRET = "hs-client-secret"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
-HOW_TO_RUN = ("set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test and "
-              "TEST_REDIS_URL=redis://127.0.0.1:6379/15 (or run .ci/run) to test the PostgreSQL and Redis back ends")
+HOW_TO_RUN = (
+    "set TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test and "
+    "TEST_REDIS_URL=redis://127.0.0.1:6379/15 (or run .ci/run) to test the PostgreSQL and Redis back ends"
+)
 
 
 def skip_or_fail(reason: str):
@@ -88,13 +90,19 @@ def backend(request):
 
 def backend_config(backend: str, tmp_path) -> dict:
     if backend == "sqlite":
-        return {"DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}", "REDIS_URL": "",
-                "QUEUE_SQLITE_PATH": str(tmp_path / "queue.db")}
+        return {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}",
+            "REDIS_URL": "",
+            "QUEUE_SQLITE_PATH": str(tmp_path / "queue.db"),
+        }
     if not (TEST_DATABASE_URL and TEST_REDIS_URL):
         skip_or_fail("PostgreSQL + Redis back end not configured: " + HOW_TO_RUN)
     reset_postgres(TEST_DATABASE_URL)
-    return {"DATABASE_URL": TEST_DATABASE_URL, "REDIS_URL": TEST_REDIS_URL,
-            "QUEUE_NAME": f"qbo-test-{uuid.uuid4().hex[:8]}"}
+    return {
+        "DATABASE_URL": TEST_DATABASE_URL,
+        "REDIS_URL": TEST_REDIS_URL,
+        "QUEUE_NAME": f"qbo-test-{uuid.uuid4().hex[:8]}",
+    }
 
 
 @pytest.fixture
@@ -184,18 +192,33 @@ def connect_company(app, fake_quickbooks, realm_id, portal_id=PORTAL_ID):
         return connection.id
 
 
-def execution_body(callback_id="ap-62515-1001-1-0", object_id="101", object_type="DEAL", inputs=None,
-                   portal_id=PORTAL_ID, style="documented") -> dict:
-    inputs = {"customer": "first_associated_contact", "products": "line_items",
-              "create_missing_products": "false", **(inputs or {})}
-    body = {"callbackId": callback_id,
-            "origin": {"portalId": portal_id, "actionDefinitionId": 10646377, "actionDefinitionVersion": 1},
-            "object": {"objectId": int(object_id), "objectType": object_type}}
+def execution_body(
+    callback_id="ap-62515-1001-1-0",
+    object_id="101",
+    object_type="DEAL",
+    inputs=None,
+    portal_id=PORTAL_ID,
+    style="documented",
+) -> dict:
+    inputs = {
+        "customer": "first_associated_contact",
+        "products": "line_items",
+        "create_missing_products": "false",
+        **(inputs or {}),
+    }
+    body = {
+        "callbackId": callback_id,
+        "origin": {"portalId": portal_id, "actionDefinitionId": 10646377, "actionDefinitionVersion": 1},
+        "object": {"objectId": int(object_id), "objectType": object_type},
+    }
     if style == "documented":
         body |= {"context": {"source": "WORKFLOWS", "workflowId": 192814114}, "inputFields": inputs}
     else:  # as observed live from a 2026.03 project
-        body |= {"context": {"actionId": 1, "source": "WORKFLOWS"}, "fields": inputs,
-                 "typedInputs": {k: {"value": v, "type": "STRING"} for k, v in inputs.items()}}
+        body |= {
+            "context": {"actionId": 1, "source": "WORKFLOWS"},
+            "fields": inputs,
+            "typedInputs": {k: {"value": v, "type": "STRING"} for k, v in inputs.items()},
+        }
     return body
 
 
@@ -205,7 +228,7 @@ def run_due_jobs(app):
 
     def run(rounds: int = 100) -> int:
         huey = app.extensions["queue"].huey
-        far_future = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=30)
+        far_future = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=30)
         ran = 0
         for _ in range(rounds):
             due = huey.read_schedule(far_future)
@@ -226,7 +249,9 @@ def signed_post(client):
 
     def post(path, body, *, version="v3", secret=HUBSPOT_SECRET, timestamp_ms=None, tamper=None):
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        headers = sign_request("POST", PUBLIC_URL + path, raw, secret=secret, version=version, timestamp_ms=timestamp_ms)
+        headers = sign_request(
+            "POST", PUBLIC_URL + path, raw, secret=secret, version=version, timestamp_ms=timestamp_ms
+        )
         if tamper:
             raw = tamper(raw)
         return client.post(path, data=raw, headers={**headers, "Content-Type": "application/json"})
@@ -252,8 +277,10 @@ def action_for(signed_post, fake_hubspot, connection):
     def run(action, object_id, object_type="DEAL", callback_id=None, **inputs):
         callback_id = callback_id or f"ap-{PORTAL_ID}-1001-1-{len(runs)}"
         runs.append(callback_id)
-        signed_post(f"/hubspot/actions/{action}", execution_body(
-            callback_id=callback_id, object_id=object_id, object_type=object_type, inputs=inputs))
+        signed_post(
+            f"/hubspot/actions/{action}",
+            execution_body(callback_id=callback_id, object_id=object_id, object_type=object_type, inputs=inputs),
+        )
         completion = fake_hubspot.completion_for(callback_id)
         assert completion is not None, f"{action} on {object_type} {object_id}: no callback completed"
         return completion.output_fields

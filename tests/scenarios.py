@@ -25,10 +25,10 @@ def seed_products(fake_quickbooks) -> tuple[str, str]:
     """QuickBooks Items 'Widget' (SKU W-1) and 'Setup service': the ids of both."""
     company = fake_quickbooks.company(REALM_ID)
     income = min(company.all("Account"), key=lambda a: int(a["Id"]))["Id"]
-    widget = company.add_item(Name="Widget", Sku="W-1", Type="NonInventory", UnitPrice=100,
-                              IncomeAccountRef={"value": income})
-    service = company.add_item(Name="Setup service", Type="Service", UnitPrice=250,
-                               IncomeAccountRef={"value": income})
+    widget = company.add_item(
+        Name="Widget", Sku="W-1", Type="NonInventory", UnitPrice=100, IncomeAccountRef={"value": income}
+    )
+    service = company.add_item(Name="Setup service", Type="Service", UnitPrice=250, IncomeAccountRef={"value": income})
     return str(widget["Id"]), str(service["Id"])
 
 
@@ -41,8 +41,9 @@ def add_line_items(hubspot_portal, object_type: str, object_id, lines) -> list:
     return line_item_ids
 
 
-def seed_deal(hubspot_portal, fake_quickbooks, *, email="ann.lee@acme.test", firstname="Ann", lastname="Lee",
-              lines=None) -> DealScenario:
+def seed_deal(
+    hubspot_portal, fake_quickbooks, *, email="ann.lee@acme.test", firstname="Ann", lastname="Lee", lines=None
+) -> DealScenario:
     widget_id, service_id = seed_products(fake_quickbooks)
     contact_id = hubspot_portal.add("contacts", {"email": email, "firstname": firstname, "lastname": lastname})
     deal_id = hubspot_portal.add("deals", {"dealname": "Acme rollout", "amount": "450", "closedate": "2026-11-30"})
@@ -59,8 +60,10 @@ def configure(app, *, portal_id=None, realm_id=REALM_ID, company=None, **setting
     from tests.conftest import PORTAL_ID
 
     def parsed(values):
-        return {key: parse_setting(key, value if isinstance(value, str) else json.dumps(value))
-                for key, value in values.items()}
+        return {
+            key: parse_setting(key, value if isinstance(value, str) else json.dumps(value))
+            for key, value in values.items()
+        }
 
     with app.app_context():
         portal = get_portal(db.session, portal_id or PORTAL_ID)
@@ -89,7 +92,7 @@ def quickbooks_calls(fake_quickbooks, realm_id=REALM_ID) -> list[str]:
     for request in fake_quickbooks.requests:
         if not request.path.startswith(prefix):
             continue
-        calls.append(f"{request.method} {request.path[len(prefix):]}")
+        calls.append(f"{request.method} {request.path[len(prefix) :]}")
     return calls
 
 
@@ -102,8 +105,15 @@ def add_contact(hubspot_portal, deal_id, *, object_type="deals", type_id=None, l
 def seed_quote(hubspot_portal, fake_quickbooks, *, quote_properties=None, lines=None) -> DealScenario:
     """A quote with the same two products as seed_deal's deal, its line items associated with the quote."""
     widget_id, service_id = seed_products(fake_quickbooks)
-    quote_id = hubspot_portal.add("quotes", {"hs_title": "Acme quote", "hs_quote_amount": "450",
-                                             "hs_quote_number": "Q-2026-17", **(quote_properties or {})})
+    quote_id = hubspot_portal.add(
+        "quotes",
+        {
+            "hs_title": "Acme quote",
+            "hs_quote_amount": "450",
+            "hs_quote_number": "Q-2026-17",
+            **(quote_properties or {}),
+        },
+    )
     line_item_ids = add_line_items(hubspot_portal, "quotes", quote_id, DEFAULT_LINES if lines is None else lines)
     return DealScenario(str(quote_id), "", line_item_ids, widget_id, service_id)
 
@@ -118,29 +128,39 @@ class PaymentScenario:
 
 
 PAYMENT_PROPERTIES = {
-    "hs_initial_amount": "450", "hs_currency_code": "USD", "hs_customer_email": "ann.lee@acme.test",
-    "hs_fees_amount": "13.35", "hs_refunds_amount": "0", "hs_latest_status": "succeeded",
-    "hs_payment_source_app": "SALES_CHECKOUT", "hs_initiated_date": "2026-11-28T15:04:05Z",
-    "hs_payout_date": "2026-11-30", "hs_reference_number": "HSP-7F3K2", "hs_payment_method_type": "card",
+    "hs_initial_amount": "450",
+    "hs_currency_code": "USD",
+    "hs_customer_email": "ann.lee@acme.test",
+    "hs_fees_amount": "13.35",
+    "hs_refunds_amount": "0",
+    "hs_latest_status": "succeeded",
+    "hs_payment_source_app": "SALES_CHECKOUT",
+    "hs_initiated_date": "2026-11-28T15:04:05Z",
+    "hs_payout_date": "2026-11-30",
+    "hs_reference_number": "HSP-7F3K2",
+    "hs_payment_method_type": "card",
     "hs_processor_type": "hs_payments",
 }
 
 
-def seed_payment(hubspot_portal, fake_quickbooks, *, payment_properties=None, lines=None, contact=True,
-                 email="ann.lee@acme.test") -> PaymentScenario:
+def seed_payment(
+    hubspot_portal, fake_quickbooks, *, payment_properties=None, lines=None, contact=True, email="ann.lee@acme.test"
+) -> PaymentScenario:
     """A HubSpot payment (commerce_payments) of 450 for seed_deal's two products, paid by card by Ann Lee.
 
     contact=False leaves the payment without an associated contact (only its hs_customer_email).
     """
     widget_id, service_id = seed_products(fake_quickbooks)
-    payment_id = hubspot_portal.add("commerce_payments", {**PAYMENT_PROPERTIES, "hs_customer_email": email,
-                                                          **(payment_properties or {})})
+    payment_id = hubspot_portal.add(
+        "commerce_payments", {**PAYMENT_PROPERTIES, "hs_customer_email": email, **(payment_properties or {})}
+    )
     contact_id = ""
     if contact:
         contact_id = hubspot_portal.add("contacts", {"email": email, "firstname": "Ann", "lastname": "Lee"})
         hubspot_portal.associate("commerce_payments", payment_id, "contacts", contact_id)  # type 387
-    line_item_ids = add_line_items(hubspot_portal, "commerce_payments", payment_id,
-                                   DEFAULT_LINES if lines is None else lines)  # type 395
+    line_item_ids = add_line_items(
+        hubspot_portal, "commerce_payments", payment_id, DEFAULT_LINES if lines is None else lines
+    )  # type 395
     return PaymentScenario(str(payment_id), str(contact_id), line_item_ids, widget_id, service_id)
 
 

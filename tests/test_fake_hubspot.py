@@ -32,8 +32,7 @@ def get(fake, path, token=None, **params):
 
 
 def post(fake, path, body, token=None, **params):
-    return requests.post(fake.url + path, json=body, params=params, headers=bearer(token) if token else {},
-                         timeout=5)
+    return requests.post(fake.url + path, json=body, params=params, headers=bearer(token) if token else {}, timeout=5)
 
 
 def token_request(fake, path="/oauth/2026-03/token", **form):
@@ -43,10 +42,15 @@ def token_request(fake, path="/oauth/2026-03/token", **form):
 
 # --- OAuth ------------------------------------------------------------------------------------------------
 
+
 def authorize(fake, **overrides):
-    query = {"client_id": fake.client_id, "redirect_uri": "http://localhost:5000/oauth/hubspot/callback",
-             "scope": "oauth automation crm.objects.deals.read", "optional_scope": "crm.objects.invoices.read",
-             "state": "s-1"} | overrides
+    query = {
+        "client_id": fake.client_id,
+        "redirect_uri": "http://localhost:5000/oauth/hubspot/callback",
+        "scope": "oauth automation crm.objects.deals.read",
+        "optional_scope": "crm.objects.invoices.read",
+        "state": "s-1",
+    } | overrides
     return requests.get(fake.url + "/oauth/authorize", params=query, allow_redirects=False, timeout=5)
 
 
@@ -58,8 +62,12 @@ def test_authorize_redirects_with_code_and_state_and_code_installs_into_next_por
     query = parse_qs(location.query)
     assert location.path == "/oauth/hubspot/callback" and query["state"] == ["s-1"]
 
-    tokens = token_request(fake, grant_type="authorization_code", code=query["code"][0],
-                           redirect_uri="http://localhost:5000/oauth/hubspot/callback").json()
+    tokens = token_request(
+        fake,
+        grant_type="authorization_code",
+        code=query["code"][0],
+        redirect_uri="http://localhost:5000/oauth/hubspot/callback",
+    ).json()
     info = get(fake, f"/oauth/v1/access-tokens/{tokens['access_token']}").json()
 
     assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 1800
@@ -78,27 +86,38 @@ def code_from(fake):
 
 @pytest.mark.parametrize("path", ["/oauth/2026-03/token", "/oauth/v1/token"])
 def test_auth_code_is_single_use_on_both_token_paths(fake, path):
-    form = {"grant_type": "authorization_code", "code": code_from(fake),
-            "redirect_uri": "http://localhost:5000/oauth/hubspot/callback"}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code_from(fake),
+        "redirect_uri": "http://localhost:5000/oauth/hubspot/callback",
+    }
     assert token_request(fake, path, **form).status_code == 200
     again = token_request(fake, path, **form)
     assert again.status_code == 400
     assert again.json() | {"correlationId": None} == {
-        "status": "BAD_AUTH_CODE", "message": "missing or unknown auth code", "correlationId": None,
-        "error": "invalid_grant", "error_description": "missing or unknown auth code"}
+        "status": "BAD_AUTH_CODE",
+        "message": "missing or unknown auth code",
+        "correlationId": None,
+        "error": "invalid_grant",
+        "error_description": "missing or unknown auth code",
+    }
 
 
 def test_code_exchange_needs_the_same_redirect_uri(fake):
-    response = token_request(fake, grant_type="authorization_code", code=code_from(fake),
-                             redirect_uri="http://localhost:5000/elsewhere")
+    response = token_request(
+        fake, grant_type="authorization_code", code=code_from(fake), redirect_uri="http://localhost:5000/elsewhere"
+    )
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.parametrize("form, status, error", [
-    ({"client_id": "nope"}, "BAD_CLIENT_ID", "invalid_client"),
-    ({"client_secret": "nope"}, "BAD_CLIENT_SECRET", "invalid_client"),
-    ({"refresh_token": "unknown"}, "BAD_REFRESH_TOKEN", "invalid_grant"),
-])
+@pytest.mark.parametrize(
+    "form, status, error",
+    [
+        ({"client_id": "nope"}, "BAD_CLIENT_ID", "invalid_client"),
+        ({"client_secret": "nope"}, "BAD_CLIENT_SECRET", "invalid_client"),
+        ({"refresh_token": "unknown"}, "BAD_REFRESH_TOKEN", "invalid_grant"),
+    ],
+)
 def test_token_endpoint_errors(fake, form, status, error):
     refresh = fake.issue_tokens(PORTAL)["refresh_token"]
     response = token_request(fake, **({"grant_type": "refresh_token", "refresh_token": refresh} | form))
@@ -107,9 +126,16 @@ def test_token_endpoint_errors(fake, form, status, error):
 
 
 def test_token_endpoint_wants_a_form_body_not_json(fake):
-    response = requests.post(fake.url + "/oauth/2026-03/token", timeout=5, json={
-        "grant_type": "refresh_token", "client_id": fake.client_id, "client_secret": fake.client_secret,
-        "refresh_token": fake.issue_tokens(PORTAL)["refresh_token"]})
+    response = requests.post(
+        fake.url + "/oauth/2026-03/token",
+        timeout=5,
+        json={
+            "grant_type": "refresh_token",
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "refresh_token": fake.issue_tokens(PORTAL)["refresh_token"],
+        },
+    )
     assert response.status_code == 400 and fake.refresh_count == 0
 
 
@@ -136,6 +162,7 @@ def test_token_metadata_unknown_and_expired(fake, token):
 
 
 # --- authentication on CRM calls ----------------------------------------------------------------------------
+
 
 def test_crm_call_without_token_is_401_invalid_authentication(fake):
     deal = fake.portal(PORTAL).add("deals", {"dealname": "D"})
@@ -167,6 +194,7 @@ def test_missing_scope_is_403(fake):
 
 # --- object reads ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ["/crm/objects/2026-03/{type}/{id}", "/crm/v3/objects/{type}/{id}"])
 def test_object_read_returns_requested_existing_properties_and_defaults(fake, token, path):
     deal = fake.portal(PORTAL).add("deals", {"dealname": "Website", "amount": 1200})
@@ -175,20 +203,35 @@ def test_object_read_returns_requested_existing_properties_and_defaults(fake, to
     assert response.status_code == 200
     assert set(body) == {"id", "properties", "createdAt", "updatedAt", "archived"}
     assert body["id"] == deal and body["archived"] is False
-    assert body["properties"]["amount"] == "1200"          # HubSpot values are strings
-    assert body["properties"]["closedate"] is None          # exists, unset
-    assert "nope" not in body["properties"]                 # unknown names are left out
-    assert set(body["properties"]) == {"dealname", "amount", "closedate", "hs_object_id", "createdate",
-                                       "hs_lastmodifieddate"}
+    assert body["properties"]["amount"] == "1200"  # HubSpot values are strings
+    assert body["properties"]["closedate"] is None  # exists, unset
+    assert "nope" not in body["properties"]  # unknown names are left out
+    assert set(body["properties"]) == {
+        "dealname",
+        "amount",
+        "closedate",
+        "hs_object_id",
+        "createdate",
+        "hs_lastmodifieddate",
+    }
     assert response.headers["X-HubSpot-RateLimit-Max"] == "110"
 
 
 def test_contacts_use_lastmodifieddate_and_repeated_properties_params(fake, token):
     contact = fake.portal(PORTAL).add("contact", {"email": "ada@example.test", "firstname": "Ada"})
-    response = requests.get(f"{fake.url}/crm/objects/2026-03/0-1/{contact}", headers=bearer(token), timeout=5,
-                            params=[("properties", "email"), ("properties", "firstname")])
-    assert set(response.json()["properties"]) == {"email", "firstname", "hs_object_id", "createdate",
-                                                  "lastmodifieddate"}
+    response = requests.get(
+        f"{fake.url}/crm/objects/2026-03/0-1/{contact}",
+        headers=bearer(token),
+        timeout=5,
+        params=[("properties", "email"), ("properties", "firstname")],
+    )
+    assert set(response.json()["properties"]) == {
+        "email",
+        "firstname",
+        "hs_object_id",
+        "createdate",
+        "lastmodifieddate",
+    }
 
 
 def test_missing_object_is_404_object_not_found(fake, token):
@@ -217,8 +260,10 @@ def test_object_read_with_associations_uses_line_items_key_with_a_space(fake, to
 
 # --- batch reads -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/crm/objects/2026-03/line_items/batch/read",
-                                  "/crm/v3/objects/line_items/batch/read"])
+
+@pytest.mark.parametrize(
+    "path", ["/crm/objects/2026-03/line_items/batch/read", "/crm/v3/objects/line_items/batch/read"]
+)
 def test_batch_read_all_found_is_200(fake, token, path):
     portal = fake.portal(PORTAL)
     ids = [portal.add("line_items", {"name": f"L{n}", "price": n}) for n in range(3)]
@@ -231,8 +276,12 @@ def test_batch_read_all_found_is_200(fake, token, path):
 
 def test_batch_read_with_unknown_ids_is_207_with_errors(fake, token):
     known = fake.portal(PORTAL).add("line_items", {"name": "L"})
-    response = post(fake, "/crm/objects/2026-03/line_items/batch/read",
-                    {"properties": ["name"], "inputs": [{"id": known}, {"id": "999999"}]}, token)
+    response = post(
+        fake,
+        "/crm/objects/2026-03/line_items/batch/read",
+        {"properties": ["name"], "inputs": [{"id": known}, {"id": "999999"}]},
+        token,
+    )
     body = response.json()
     assert response.status_code == 207
     assert [r["id"] for r in body["results"]] == [known]
@@ -243,12 +292,17 @@ def test_batch_read_with_unknown_ids_is_207_with_errors(fake, token):
 
 
 def test_batch_read_over_100_inputs_is_400(fake, token):
-    response = post(fake, "/crm/objects/2026-03/line_items/batch/read",
-                    {"properties": [], "inputs": [{"id": str(n)} for n in range(101)]}, token)
+    response = post(
+        fake,
+        "/crm/objects/2026-03/line_items/batch/read",
+        {"properties": [], "inputs": [{"id": str(n)} for n in range(101)]},
+        token,
+    )
     assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR"
 
 
 # --- associations ------------------------------------------------------------------------------------------
+
 
 def deal_with_contacts(fake, count):
     portal = fake.portal(PORTAL)
@@ -259,13 +313,17 @@ def deal_with_contacts(fake, count):
     return deal, contacts
 
 
-@pytest.mark.parametrize("path", ["/crm/objects/2026-03/deals/{id}/associations/contacts",
-                                  "/crm/v4/objects/deals/{id}/associations/contacts"])
+@pytest.mark.parametrize(
+    "path",
+    ["/crm/objects/2026-03/deals/{id}/associations/contacts", "/crm/v4/objects/deals/{id}/associations/contacts"],
+)
 def test_associations_list_shape_and_unsorted_order(fake, token, path):
     deal, contacts = deal_with_contacts(fake, 3)
     results = get(fake, path.format(id=deal), token).json()["results"]
-    assert results[0] == {"toObjectId": int(contacts[-1]), "associationTypes": [
-        {"category": "HUBSPOT_DEFINED", "typeId": 3, "label": None}]}
+    assert results[0] == {
+        "toObjectId": int(contacts[-1]),
+        "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 3, "label": None}],
+    }
     returned = [r["toObjectId"] for r in results]
     assert sorted(returned) == sorted(int(c) for c in contacts) and returned != sorted(returned)
 
@@ -304,16 +362,26 @@ def test_associations_page_with_after_cursor_and_limit_max_500(fake, token):
     assert get(fake, path, token, limit=501).status_code == 400
 
 
-@pytest.mark.parametrize("path", ["/crm/associations/2026-03/deals/contacts/batch/read",
-                                  "/crm/v4/associations/deals/contacts/batch/read"])
+@pytest.mark.parametrize(
+    "path", ["/crm/associations/2026-03/deals/contacts/batch/read", "/crm/v4/associations/deals/contacts/batch/read"]
+)
 def test_associations_batch_read_reports_ids_without_associations(fake, token, path):
     deal, contacts = deal_with_contacts(fake, 1)
     lonely = fake.portal(PORTAL).add("deals", {"dealname": "Alone"})
     response = post(fake, path, {"inputs": [{"id": deal}, {"id": lonely}]}, token)
     body = response.json()
     assert response.status_code == 207
-    assert body["results"] == [{"from": {"id": deal}, "to": [{"toObjectId": int(contacts[0]), "associationTypes": [
-        {"category": "HUBSPOT_DEFINED", "typeId": 3, "label": None}]}]}]
+    assert body["results"] == [
+        {
+            "from": {"id": deal},
+            "to": [
+                {
+                    "toObjectId": int(contacts[0]),
+                    "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 3, "label": None}],
+                }
+            ],
+        }
+    ]
     assert body["errors"][0]["subCategory"] == "crm.associations.NO_ASSOCIATIONS_FOUND"
     assert body["errors"][0]["context"]["fromObjectId"] == [lonely]
 
@@ -331,7 +399,8 @@ def test_completion_is_204_and_recorded(fake, token, path, version):
     response = post(fake, path.format(id=callback), SUCCESS, token)
     assert response.status_code == 204 and response.content == b""
     assert [(c.callback_id, c.output_fields, c.api_version) for c in fake.completions] == [
-        (callback, SUCCESS["outputFields"], version)]
+        (callback, SUCCESS["outputFields"], version)
+    ]
 
 
 def test_second_completion_is_refused_as_not_pending(fake, token):
@@ -344,13 +413,16 @@ def test_second_completion_is_refused_as_not_pending(fake, token):
     assert [a.status for a in fake.completion_attempts] == [204, 400]
 
 
-@pytest.mark.parametrize("body", [
-    {"typedOutputs": {}},
-    {"outputFields": {"hs_execution_state": "SUCCESS", "amount": 12}, "typedOutputs": {}},
-    {"outputFields": {"hs_execution_state": "BLOCK"}, "typedOutputs": {}},
-    {"outputFields": {"quickbooks_document_id": "1"}, "typedOutputs": {}},
-    {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": []},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"typedOutputs": {}},
+        {"outputFields": {"hs_execution_state": "SUCCESS", "amount": 12}, "typedOutputs": {}},
+        {"outputFields": {"hs_execution_state": "BLOCK"}, "typedOutputs": {}},
+        {"outputFields": {"quickbooks_document_id": "1"}, "typedOutputs": {}},
+        {"outputFields": {"hs_execution_state": "SUCCESS"}, "typedOutputs": []},
+    ],
+)
 def test_invalid_completion_bodies_are_400_validation_error(fake, token, body):
     response = post(fake, COMPLETE_2026.format(id=fake.new_callback_id(PORTAL)), body, token)
     assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR"
@@ -375,8 +447,9 @@ def test_completion_needs_the_automation_scope(fake):
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("path", ["/automation/actions/callbacks/2026-03/complete",
-                                  "/automation/v4/actions/callbacks/complete"])
+@pytest.mark.parametrize(
+    "path", ["/automation/actions/callbacks/2026-03/complete", "/automation/v4/actions/callbacks/complete"]
+)
 def test_batch_completion(fake, token, path):
     ids = [fake.new_callback_id(PORTAL) for _ in range(2)]
     response = post(fake, path, {"inputs": [SUCCESS | {"callbackId": i} for i in ids]}, token)
@@ -388,13 +461,18 @@ def test_refused_batch_completes_nothing(fake, token):
     done = fake.new_callback_id(PORTAL)
     post(fake, COMPLETE_2026.format(id=done), SUCCESS, token)
     fresh = fake.new_callback_id(PORTAL)
-    response = post(fake, "/automation/actions/callbacks/2026-03/complete",
-                    {"inputs": [SUCCESS | {"callbackId": fresh}, SUCCESS | {"callbackId": done}]}, token)
+    response = post(
+        fake,
+        "/automation/actions/callbacks/2026-03/complete",
+        {"inputs": [SUCCESS | {"callbackId": fresh}, SUCCESS | {"callbackId": done}]},
+        token,
+    )
     assert response.status_code == 400
     assert fake.completion_for(fresh) is None
 
 
 # --- fault injection and recording --------------------------------------------------------------------------
+
 
 def test_fail_next_answers_matching_requests_then_recovers(fake, token):
     callback = fake.new_callback_id(PORTAL)
@@ -438,6 +516,7 @@ def test_concurrent_completions_of_one_callback_accept_exactly_one(fake, token):
 
 # --- action definitions ------------------------------------------------------------------------------------
 
+
 def definition(**overrides):
     body = {
         "actionUrl": "https://qbo.example.test/hubspot/actions/create_invoice",
@@ -445,19 +524,40 @@ def definition(**overrides):
         "objectTypes": ["DEAL"],
         "objectRequestOptions": {"properties": ["dealname"]},
         "inputFields": [
-            {"isRequired": True, "supportedValueTypes": ["STATIC_VALUE"],
-             "typeDefinition": {"name": "payment_terms", "type": "enumeration", "fieldType": "select",
-                                "optionsUrl": "https://qbo.example.test/hubspot/options/terms"}},
-            {"isRequired": False, "supportedValueTypes": ["STATIC_VALUE", "OBJECT_PROPERTY"],
-             "typeDefinition": {"name": "memo", "type": "string", "fieldType": "text"}},
+            {
+                "isRequired": True,
+                "supportedValueTypes": ["STATIC_VALUE"],
+                "typeDefinition": {
+                    "name": "payment_terms",
+                    "type": "enumeration",
+                    "fieldType": "select",
+                    "optionsUrl": "https://qbo.example.test/hubspot/options/terms",
+                },
+            },
+            {
+                "isRequired": False,
+                "supportedValueTypes": ["STATIC_VALUE", "OBJECT_PROPERTY"],
+                "typeDefinition": {"name": "memo", "type": "string", "fieldType": "text"},
+            },
         ],
-        "inputFieldDependencies": [{"dependencyType": "CONDITIONAL_SINGLE_FIELD", "controllingFieldName":
-                                    "payment_terms", "controllingFieldValue": "custom",
-                                    "dependentFieldNames": ["memo"]}],
-        "outputFields": [{"typeDefinition": {"name": "quickbooks_document_id", "type": "string"}},
-                         {"typeDefinition": {"name": "total", "type": "currency_number"}}],
-        "labels": {"en": {"actionName": "Create QuickBooks invoice",
-                          "executionRules": {"noLines": "The deal has no line items."}}},
+        "inputFieldDependencies": [
+            {
+                "dependencyType": "CONDITIONAL_SINGLE_FIELD",
+                "controllingFieldName": "payment_terms",
+                "controllingFieldValue": "custom",
+                "dependentFieldNames": ["memo"],
+            }
+        ],
+        "outputFields": [
+            {"typeDefinition": {"name": "quickbooks_document_id", "type": "string"}},
+            {"typeDefinition": {"name": "total", "type": "currency_number"}},
+        ],
+        "labels": {
+            "en": {
+                "actionName": "Create QuickBooks invoice",
+                "executionRules": {"noLines": "The deal has no line items."},
+            }
+        },
         "executionRules": [{"labelName": "noLines", "conditions": {"error_code": "NO_LINE_ITEMS"}}],
     }
     return body | overrides
@@ -505,36 +605,63 @@ def test_definitions_page_with_limit_and_after(fake):
     for _ in range(3):
         requests.post(fake.url + actions_path(), json=definition(), params=dev(fake), timeout=5)
     first = requests.get(fake.url + actions_path(), params=dev(fake) | {"limit": 2}, timeout=5).json()
-    rest = requests.get(fake.url + actions_path(), timeout=5,
-                        params=dev(fake) | {"limit": 2, "after": first["paging"]["next"]["after"]}).json()
+    rest = requests.get(
+        fake.url + actions_path(), timeout=5, params=dev(fake) | {"limit": 2, "after": first["paging"]["next"]["after"]}
+    ).json()
     assert len(first["results"]) == 2 and len(rest["results"]) == 1 and "paging" not in rest
 
 
 def input_field(**type_definition):
-    return {"isRequired": False, "supportedValueTypes": ["STATIC_VALUE"],
-            "typeDefinition": {"name": "x", "type": "string"} | type_definition}
+    return {
+        "isRequired": False,
+        "supportedValueTypes": ["STATIC_VALUE"],
+        "typeDefinition": {"name": "x", "type": "string"} | type_definition,
+    }
 
 
-@pytest.mark.parametrize("overrides, reason", [
-    ({"actionUrl": "ftp://example.test/x"}, "actionUrl"),
-    ({"objectTypes": []}, "objectTypes"),
-    ({"published": "yes"}, "published"),
-    ({"labels": {"en": {}}}, "actionName"),
-    ({"key": "create_invoice"}, 'Unrecognized field "key"'),
-    ({"inputFields": [input_field(type="text")]}, "type must be one of"),
-    ({"inputFields": [input_field(fieldType="dropdown")]}, "fieldType"),
-    ({"inputFields": [input_field(type="enumeration")]}, "needs options or optionsUrl"),
-    ({"inputFields": [input_field() | {"supportedValueTypes": ["FIELD_DATA"]}]}, "supportedValueTypes"),
-    ({"inputFields": [input_field() | {"isRequired": "no"}]}, "isRequired"),
-    ({"inputFields": [input_field(), input_field()]}, "unique"),
-    ({"outputFields": [{"typeDefinition": {"name": "o", "type": "money"}}]}, "outputFields[0].typeDefinition"),
-    ({"inputFieldDependencies": [{"dependencyType": "CONDITIONAL_SINGLE_FIELD", "controllingFieldName":
-                                  "payment_terms", "dependentFieldNames": ["memo"]}]}, "controllingFieldValue"),
-    ({"inputFieldDependencies": [{"dependencyType": "SINGLE_FIELD", "controllingFieldName": "payment_terms",
-                                  "dependentFieldNames": ["ghost"]}]}, "ghost"),
-    ({"executionRules": [{"labelName": "unknownRule", "conditions": {}}]}, "unknownRule"),
-    ({"objectRequestOptions": {"properties": "dealname"}}, "objectRequestOptions"),
-])
+@pytest.mark.parametrize(
+    "overrides, reason",
+    [
+        ({"actionUrl": "ftp://example.test/x"}, "actionUrl"),
+        ({"objectTypes": []}, "objectTypes"),
+        ({"published": "yes"}, "published"),
+        ({"labels": {"en": {}}}, "actionName"),
+        ({"key": "create_invoice"}, 'Unrecognized field "key"'),
+        ({"inputFields": [input_field(type="text")]}, "type must be one of"),
+        ({"inputFields": [input_field(fieldType="dropdown")]}, "fieldType"),
+        ({"inputFields": [input_field(type="enumeration")]}, "needs options or optionsUrl"),
+        ({"inputFields": [input_field() | {"supportedValueTypes": ["FIELD_DATA"]}]}, "supportedValueTypes"),
+        ({"inputFields": [input_field() | {"isRequired": "no"}]}, "isRequired"),
+        ({"inputFields": [input_field(), input_field()]}, "unique"),
+        ({"outputFields": [{"typeDefinition": {"name": "o", "type": "money"}}]}, "outputFields[0].typeDefinition"),
+        (
+            {
+                "inputFieldDependencies": [
+                    {
+                        "dependencyType": "CONDITIONAL_SINGLE_FIELD",
+                        "controllingFieldName": "payment_terms",
+                        "dependentFieldNames": ["memo"],
+                    }
+                ]
+            },
+            "controllingFieldValue",
+        ),
+        (
+            {
+                "inputFieldDependencies": [
+                    {
+                        "dependencyType": "SINGLE_FIELD",
+                        "controllingFieldName": "payment_terms",
+                        "dependentFieldNames": ["ghost"],
+                    }
+                ]
+            },
+            "ghost",
+        ),
+        ({"executionRules": [{"labelName": "unknownRule", "conditions": {}}]}, "unknownRule"),
+        ({"objectRequestOptions": {"properties": "dealname"}}, "objectRequestOptions"),
+    ],
+)
 def test_invalid_definitions_are_400_with_hubspot_message(fake, overrides, reason):
     response = requests.post(fake.url + actions_path(), json=definition(**overrides), params=dev(fake), timeout=5)
     body = response.json()
@@ -553,6 +680,7 @@ def test_invalid_patch_leaves_the_definition_alone(fake):
 
 
 # --- Portal test API ---------------------------------------------------------------------------------------
+
 
 def test_portal_accepts_type_ids_and_singular_names_and_refuses_duplicates(fake):
     portal = fake.portal(PORTAL)
@@ -587,12 +715,19 @@ def test_quotes_and_payments_carry_hubspot_association_ids_and_properties(fake, 
         return {r["toObjectId"]: {t["typeId"] for t in r["associationTypes"]} for r in results}
 
     assert type_ids(f"/crm/objects/2026-03/quotes/{quote}/associations/contacts") == {
-        int(buyer): {69}, int(signer): {69, 702}}
+        int(buyer): {69},
+        int(signer): {69, 702},
+    }
     assert list(type_ids(f"/crm/objects/2026-03/quotes/{quote}/associations/line_items").values()) == [{67}]
-    assert list(type_ids(f"/crm/objects/2026-03/commerce_payments/{payment}/associations/line_items").values()) \
-        == [{395}]
-    read = get(fake, f"/crm/objects/2026-03/commerce_payments/{payment}", token,
-               properties="hs_initial_amount,hs_fees_amount,hs_payout_date,no_such_property").json()
+    assert list(type_ids(f"/crm/objects/2026-03/commerce_payments/{payment}/associations/line_items").values()) == [
+        {395}
+    ]
+    read = get(
+        fake,
+        f"/crm/objects/2026-03/commerce_payments/{payment}",
+        token,
+        properties="hs_initial_amount,hs_fees_amount,hs_payout_date,no_such_property",
+    ).json()
     assert read["properties"]["hs_initial_amount"] == "450"
     assert read["properties"]["hs_fees_amount"] is None  # a known property, unset: null
     assert "no_such_property" not in read["properties"]  # unknown: left out

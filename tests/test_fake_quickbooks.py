@@ -26,8 +26,12 @@ from quickbooks.exceptions import (
 from quickbooks.objects.base import EmailAddress, Ref
 from quickbooks.objects.company_info import CompanyInfo
 from quickbooks.objects.customer import Customer
-from quickbooks.objects.detailline import AccountBasedExpenseLine, AccountBasedExpenseLineDetail, SalesItemLine, \
-    SalesItemLineDetail
+from quickbooks.objects.detailline import (
+    AccountBasedExpenseLine,
+    AccountBasedExpenseLineDetail,
+    SalesItemLine,
+    SalesItemLineDetail,
+)
 from quickbooks.objects.invoice import Invoice
 from quickbooks.objects.item import Item
 from quickbooks.objects.payment import Payment, PaymentLine
@@ -72,8 +76,12 @@ def connect(fake) -> AuthClient:
 
 
 def client_for(fake, auth_client) -> QuickBooks:
-    qb = QuickBooks(auth_client=auth_client, refresh_token=auth_client.refresh_token,
-                    company_id=auth_client.realm_id, minorversion=75)
+    qb = QuickBooks(
+        auth_client=auth_client,
+        refresh_token=auth_client.refresh_token,
+        company_id=auth_client.realm_id,
+        minorversion=75,
+    )
     qb.api_url_v3 = fake.api_base
     qb.sandbox = False
     return qb
@@ -105,8 +113,9 @@ def ref(value) -> Ref:
     return reference
 
 
-def new_invoice(customer_id, item_id, amount=100, *, qty=None, unit_price=None, doc_number=None,
-                service_date=None) -> Invoice:
+def new_invoice(
+    customer_id, item_id, amount=100, *, qty=None, unit_price=None, doc_number=None, service_date=None
+) -> Invoice:
     """An invoice built the way python-quickbooks users build one (its empty defaults included)."""
     line = SalesItemLine()
     line.Amount = amount
@@ -135,6 +144,7 @@ def new_customer(display_name, **fields) -> Customer:
 
 
 # --- OAuth ----------------------------------------------------------------------------------------
+
 
 def test_consent_flow_yields_tokens_for_the_company(fake, auth_client):
     assert auth_client.realm_id == REALM
@@ -179,7 +189,9 @@ def test_refresh_rotates_and_a_revoked_refresh_token_is_invalid_grant(fake, auth
         auth_client.refresh(refresh_token=first_refresh_token)
     assert error.value.status_code == 400
     assert json.loads(error.value.content) == {
-        "error": "invalid_grant", "error_description": "Incorrect or invalid refresh token"}
+        "error": "invalid_grant",
+        "error_description": "Incorrect or invalid refresh token",
+    }
     assert fake.refresh_count == 3
 
 
@@ -210,6 +222,7 @@ def test_issued_tokens_work_for_their_realm_only(fake):
 
 
 # --- Customers and queries ------------------------------------------------------------------------
+
 
 def test_create_and_query_customers(company, qb):
     created = new_customer("Adam's Candy Shop", PrimaryEmailAddr=EmailAddress()).save(qb=qb)
@@ -257,11 +270,14 @@ def test_customer_email_query_rules(company, customer, qb):
     assert vendor.value.error_code == 4001
 
 
-@pytest.mark.parametrize("where", [
-    "DisplayName = 'a' OR DisplayName = 'b'",
-    "(DisplayName = 'a')",
-    "DisplayName != 'a'",
-])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "DisplayName = 'a' OR DisplayName = 'b'",
+        "(DisplayName = 'a')",
+        "DisplayName != 'a'",
+    ],
+)
 def test_query_grammar_qbo_lacks_is_a_parse_error(qb, where):
     with pytest.raises(ValidationException) as error:
         Customer.where(where, qb=qb)
@@ -283,22 +299,30 @@ def test_unknown_entity_is_invalid_query(qb):
 
 def test_get_query_and_backslash_escapes(fake, company, auth_client):
     company.add_item(Name=r"Cable \ 2m", Sku="C'2")
-    response = requests.get(f"{fake.api_base}/company/{REALM}/query",
-                            params={"query": r"SELECT * FROM Item WHERE Sku IN ('c\'2', 'x') AND Name = 'cable \\ 2m'"},
-                            headers={"Authorization": f"Bearer {auth_client.access_token}"})
+    response = requests.get(
+        f"{fake.api_base}/company/{REALM}/query",
+        params={"query": r"SELECT * FROM Item WHERE Sku IN ('c\'2', 'x') AND Name = 'cable \\ 2m'"},
+        headers={"Authorization": f"Bearer {auth_client.access_token}"},
+    )
     assert response.status_code == 200
     assert [i["Sku"] for i in response.json()["QueryResponse"]["Item"]] == ["C'2"]
 
 
 def test_query_parser_reads_the_whole_language():
-    query = QueryParser.parse("select count(*) from Invoice where TxnDate >= '2025-01-01' and "
-                              "MetaData.LastUpdatedTime < '2025-02-01T00:00:00-08:00' and Balance > 0")
+    query = QueryParser.parse(
+        "select count(*) from Invoice where TxnDate >= '2025-01-01' and "
+        "MetaData.LastUpdatedTime < '2025-02-01T00:00:00-08:00' and Balance > 0"
+    )
     assert query.count and query.entity == "Invoice"
     assert [(c.field, c.operator) for c in query.conditions] == [
-        ("TxnDate", ">="), ("MetaData.LastUpdatedTime", "<"), ("Balance", ">")]
+        ("TxnDate", ">="),
+        ("MetaData.LastUpdatedTime", "<"),
+        ("Balance", ">"),
+    ]
 
 
 # --- Names ----------------------------------------------------------------------------------------
+
 
 def test_display_name_is_unique_across_customers_vendors_and_employees(company, qb):
     company.add_vendor(DisplayName="Globex")
@@ -348,6 +372,7 @@ def test_reading_a_missing_record_is_610(qb):
 
 
 # --- Invoices -------------------------------------------------------------------------------------
+
 
 def test_invoice_create_derives_qbo_fields(company, customer, item, qb):
     company.today = lambda: date(2025, 1, 15)
@@ -429,8 +454,9 @@ def test_revenue_recognition_needs_service_dates(company, customer, item, qb):
         new_invoice(customer["Id"], item["Id"]).save(qb=qb)
     assert error.value.error_code == 6000
     assert error.value.message == "A business validation error has occurred while processing your request"
-    assert error.value.detail == ("Business Validation Error: Enter a service date for the line "
-                                  "for revenue recognition.")
+    assert error.value.detail == (
+        "Business Validation Error: Enter a service date for the line for revenue recognition."
+    )
     assert new_invoice(customer["Id"], item["Id"], service_date="2025-01-10").save(qb=qb).Id
 
 
@@ -452,11 +478,17 @@ def test_invalid_references_are_2500(company, customer, item, qb):
 
 
 def test_invalid_reference_names_the_element(fake, company, customer, auth_client):
-    body = {"CustomerRef": {"value": customer["Id"]},
-            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 5,
-                      "SalesItemLineDetail": {"ItemRef": {"value": "424242"}}}]}
-    response = requests.post(f"{fake.api_base}/company/{REALM}/invoice", json=body,
-                             headers={"Authorization": f"Bearer {auth_client.access_token}"})
+    body = {
+        "CustomerRef": {"value": customer["Id"]},
+        "Line": [
+            {"DetailType": "SalesItemLineDetail", "Amount": 5, "SalesItemLineDetail": {"ItemRef": {"value": "424242"}}}
+        ],
+    }
+    response = requests.post(
+        f"{fake.api_base}/company/{REALM}/invoice",
+        json=body,
+        headers={"Authorization": f"Bearer {auth_client.access_token}"},
+    )
     assert response.status_code == 400
     error = response.json()["Fault"]["Error"][0]
     assert (error["code"], error["element"]) == ("2500", "Line.SalesItemLineDetail.ItemRef")
@@ -500,6 +532,7 @@ def test_purchase_totals_its_lines(company, qb):
 
 # --- Throttling, batch, settings ------------------------------------------------------------------
 
+
 def test_throttle_is_xml_and_python_quickbooks_cannot_read_it(fake, customer, qb):
     fake.throttle_next(retry_after=2)
     with pytest.raises(QuickbooksException) as error:
@@ -512,10 +545,12 @@ def test_throttle_is_xml_and_python_quickbooks_cannot_read_it(fake, customer, qb
 
 def test_batch_with_two_queries(company, item, qb):
     company.add_item(Name="Widget", Sku="W-1")
-    body = {"BatchItemRequest": [
-        {"bId": "q0", "Query": "SELECT * FROM Item WHERE Sku IN ('W-1', 'NOPE')"},
-        {"bId": "q1", "Query": "SELECT * FROM Item WHERE Name IN ('consulting') OR Sku = 'x'"},
-    ]}
+    body = {
+        "BatchItemRequest": [
+            {"bId": "q0", "Query": "SELECT * FROM Item WHERE Sku IN ('W-1', 'NOPE')"},
+            {"bId": "q1", "Query": "SELECT * FROM Item WHERE Name IN ('consulting') OR Sku = 'x'"},
+        ]
+    }
     answers = {a["bId"]: a for a in qb.batch_operation(json.dumps(body))["BatchItemResponse"]}
     assert [i["Name"] for i in answers["q0"]["QueryResponse"]["Item"]] == ["Widget"]
     assert answers["q1"]["Fault"]["Error"][0]["code"] == "4000"  # per item: the batch itself succeeded

@@ -40,12 +40,14 @@ def remembered_customer(ctx, party: Party) -> dict | None:
         return customer
     # Deleted or made inactive in QuickBooks since we matched it: match again from scratch.
     ctx.mappings.forget(party.kind, party.record.id)
-    ctx.journal.note(f"QuickBooks customer {customer_id}, remembered for {party.describe()}, is gone or inactive; "
-                     "matching again.")
+    ctx.journal.note(
+        f"QuickBooks customer {customer_id}, remembered for {party.describe()}, is gone or inactive; matching again."
+    )
     return None
 
 
 # -- finding -----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Lookup:
@@ -69,8 +71,8 @@ def look_up(ctx, party: Party) -> Lookup:
         # Some companies refuse an email filter: read every customer and compare emails ourselves.
         found = scan_customers(ctx)
         answers = [found] + ctx.books.query_batch(name_queries(candidates))  # [found] answers the one email query
-    found = [customer for answer in answers[:len(match_queries)] for customer in answer]
-    taken = {record.get("DisplayName", "").casefold() for answer in answers[len(match_queries):] for record in answer}
+    found = [customer for answer in answers[: len(match_queries)] for customer in answer]
+    taken = {record.get("DisplayName", "").casefold() for answer in answers[len(match_queries) :] for record in answer}
     return Lookup(matches=matching(ctx, party, unique(found)), taken=taken, candidates=candidates)
 
 
@@ -81,8 +83,14 @@ def party_uses_email(party: Party) -> bool:
 def matching_queries(party: Party) -> list[str]:
     if party.kind == "company":
         name = literal(clean(party.name))
-        return [f"SELECT * FROM Customer WHERE DisplayName = {name} AND Active IN (true, false)",
-                f"SELECT * FROM Customer WHERE CompanyName = {name} AND Active IN (true, false)"] if party.name else []
+        return (
+            [
+                f"SELECT * FROM Customer WHERE DisplayName = {name} AND Active IN (true, false)",
+                f"SELECT * FROM Customer WHERE CompanyName = {name} AND Active IN (true, false)",
+            ]
+            if party.name
+            else []
+        )
     if not party.email:
         return []
     return [f"SELECT * FROM Customer WHERE PrimaryEmailAddr = {literal(party.email)} AND Active IN (true, false)"]
@@ -113,8 +121,9 @@ def unique(customers: list[dict]) -> list[dict]:
 def scan_customers(ctx) -> list[dict]:
     customers, start = [], 1
     while True:
-        page = ctx.books.query("SELECT * FROM Customer WHERE Active IN (true, false) "
-                               f"STARTPOSITION {start} MAXRESULTS 1000")
+        page = ctx.books.query(
+            f"SELECT * FROM Customer WHERE Active IN (true, false) STARTPOSITION {start} MAXRESULTS 1000"
+        )
         customers += page
         if len(page) < 1000:
             return customers
@@ -122,8 +131,10 @@ def scan_customers(ctx) -> list[dict]:
 
 
 def same_name(customer: dict, party: Party) -> bool:
-    return (customer.get("GivenName", "").strip().casefold() == party.record.get("firstname").casefold()
-            and customer.get("FamilyName", "").strip().casefold() == party.record.get("lastname").casefold())
+    return (
+        customer.get("GivenName", "").strip().casefold() == party.record.get("firstname").casefold()
+        and customer.get("FamilyName", "").strip().casefold() == party.record.get("lastname").casefold()
+    )
 
 
 def choose(ctx, party: Party, candidates: list[dict]) -> dict | None:
@@ -133,17 +144,21 @@ def choose(ctx, party: Party, candidates: list[dict]) -> dict | None:
     name = clean(party.name).casefold()
 
     def rank(customer):
-        return (not customer.get("Active", True),
-                not (name and customer.get("DisplayName", "").casefold() == name),
-                customer.get("MetaData", {}).get("CreateTime", ""),
-                int(customer["Id"]))
+        return (
+            not customer.get("Active", True),
+            not (name and customer.get("DisplayName", "").casefold() == name),
+            customer.get("MetaData", {}).get("CreateTime", ""),
+            int(customer["Id"]),
+        )
 
     ranked = sorted(candidates, key=rank)
     chosen = ranked[0]
     if len(candidates) > 1:
-        ctx.journal.note(f"{len(candidates)} QuickBooks customers match {party.describe()} "
-                         f"({', '.join(describe_customer(c) for c in ranked)}); chose {describe_customer(chosen)} "
-                         f"because it is {reason(rank(chosen), rank(ranked[1]))}.")
+        ctx.journal.note(
+            f"{len(candidates)} QuickBooks customers match {party.describe()} "
+            f"({', '.join(describe_customer(c) for c in ranked)}); chose {describe_customer(chosen)} "
+            f"because it is {reason(rank(chosen), rank(ranked[1]))}."
+        )
     if not chosen.get("Active", True):
         raise ActionError("CUSTOMER_NOT_FOUND", customer_id=chosen["Id"], contact=party.describe())
     return chosen
@@ -164,21 +179,26 @@ def describe_customer(customer: dict) -> str:
 
 # -- creating ----------------------------------------------------------------------------------------------
 
+
 def create_customer(ctx, party: Party, lookup: Lookup) -> dict:
     body = customer_body(party)
     for display_name in free_display_names(ctx, party, lookup):
         try:
-            customer = ctx.books.create("Customer", body | {"DisplayName": display_name},
-                                        request_id=ctx.request_id(f"customer:{display_name}"))
+            customer = ctx.books.create(
+                "Customer", body | {"DisplayName": display_name}, request_id=ctx.request_id(f"customer:{display_name}")
+            )
         except QuickBooksFault as fault:
             if fault.code != DUPLICATE_NAME:
                 raise
             # Taken between our check and the write (another execution, or someone in QuickBooks).
             if refuses_conflicts(ctx):
-                raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=display_name,
-                                  contact=party.describe()) from fault
-            ctx.journal.note(f"QuickBooks display name '{display_name}' was taken while creating the customer "
-                             f"for {party.describe()}; trying the next free name.")
+                raise ActionError(
+                    "DUPLICATE_DISPLAY_NAME", display_name=display_name, contact=party.describe()
+                ) from fault
+            ctx.journal.note(
+                f"QuickBooks display name '{display_name}' was taken while creating the customer "
+                f"for {party.describe()}; trying the next free name."
+            )
             continue
         ctx.journal.wrote("customer", "Customer", customer)
         return customer
@@ -220,10 +240,14 @@ def display_name_candidates(party: Party):
     name = clean(party.name or party.email)
     seen = set()
     email = clean(party.email)
-    suffixes = ([f" ({email})"] if email and email.casefold() != name.casefold() else []) + \
-               [f" ({n})" for n in range(2, MAX_NAME_TRIES + 1)]
-    for candidate in [name] + [name[:DISPLAY_NAME_LENGTH - len(suffix)].rstrip() + suffix for suffix in suffixes
-                               if len(suffix) < DISPLAY_NAME_LENGTH // 2]:
+    suffixes = ([f" ({email})"] if email and email.casefold() != name.casefold() else []) + [
+        f" ({n})" for n in range(2, MAX_NAME_TRIES + 1)
+    ]
+    for candidate in [name] + [
+        name[: DISPLAY_NAME_LENGTH - len(suffix)].rstrip() + suffix
+        for suffix in suffixes
+        if len(suffix) < DISPLAY_NAME_LENGTH // 2
+    ]:
         if candidate.casefold() not in seen:
             seen.add(candidate.casefold())
             yield candidate

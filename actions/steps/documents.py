@@ -32,7 +32,9 @@ def written_earlier(ctx, entity: str, step: str) -> dict | None:
         return None
     document = ctx.books.read(entity, written["id"])
     if document is None:
-        ctx.journal.note(f"QuickBooks {entity} {written['id']}, written earlier for this step, is gone; writing it again.")
+        ctx.journal.note(
+            f"QuickBooks {entity} {written['id']}, written earlier for this step, is gone; writing it again."
+        )
         return None
     ctx.journal.note(f"QuickBooks {entity} {written['id']} was already written for this step; kept, not written again.")
     return document
@@ -44,8 +46,10 @@ def our_document_holding(ctx, entity: str, number: str, step: str, fault: QuickB
     written = ctx.journal.written(step) or {}
     for holder in holders:
         if str(holder["Id"]) == written.get("id") or tracking_key(ctx) in (holder.get("PrivateNote") or ""):
-            ctx.journal.note(f"QuickBooks {entity.lower()} {holder['Id']} already holds number {number}; it is the "
-                             "one this execution created earlier, so it is kept.")
+            ctx.journal.note(
+                f"QuickBooks {entity.lower()} {holder['Id']} already holds number {number}; it is the "
+                "one this execution created earlier, so it is kept."
+            )
             return holder
     raise ActionError("DUPLICATE_DOCUMENT_NUMBER", number=number, holder=describe_holders(entity, holders, fault))
 
@@ -56,8 +60,10 @@ def describe_holders(entity: str, holders: list[dict], fault: QuickBooksFault) -
         return f" ({where or 'held by another kind of document, such as a credit memo'})"
     holder = holders[0]
     customer = (holder.get("CustomerRef") or {}).get("name") or (holder.get("CustomerRef") or {}).get("value", "?")
-    return (f": QuickBooks {entity.lower()} {holder.get('DocNumber', '')} (id {holder['Id']}) for customer "
-            f"{customer}, dated {holder.get('TxnDate', '?')}")
+    return (
+        f": QuickBooks {entity.lower()} {holder.get('DocNumber', '')} (id {holder['Id']}) for customer "
+        f"{customer}, dated {holder.get('TxnDate', '?')}"
+    )
 
 
 def tracking_note(ctx, source_label: str) -> str:

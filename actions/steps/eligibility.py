@@ -38,9 +38,18 @@ def passes(contact: Record, condition: dict) -> bool:
 
 def describe(condition: dict) -> str:
     operator = condition["operator"]
-    words = {"known": "is known", "unknown": "is unknown", "eq": "is", "neq": "is not", "contains": "contains",
-             "in": "is any of", "not_in": "is none of"}[operator]
-    target = condition.get("value") if operator in ("eq", "neq", "contains") else ", ".join(map(str, condition.get("values") or []))
+    words = {
+        "known": "is known",
+        "unknown": "is unknown",
+        "eq": "is",
+        "neq": "is not",
+        "contains": "contains",
+        "in": "is any of",
+        "not_in": "is none of",
+    }[operator]
+    target = (
+        condition.get("value")
+        if operator in ("eq", "neq", "contains")
+        else ", ".join(map(str, condition.get("values") or []))
+    )
     return f"{condition['property']} {words}" + (f" {target}" if operator not in ("known", "unknown") else "")
-
-

@@ -71,7 +71,7 @@ def rounded_amounts(line_items: list[Record]) -> list[Decimal]:
         step = CENT if gap > 0 else -CENT
         # The lines rounding moved furthest in the other direction take the correction first.
         order = sorted(range(len(raw)), key=lambda i: (raw[i] - rounded[i]) * (1 if gap > 0 else -1), reverse=True)
-        for i in order[:abs(gap)]:
+        for i in order[: abs(gap)]:
             rounded[i] += step
     return rounded
 
@@ -124,8 +124,11 @@ def line_amounts(line: Record, amount: Decimal | None = None) -> tuple[Decimal, 
 
 def build_sales_line(line: Record, item: dict, *, service_date: str = "", amount: Decimal | None = None) -> dict:
     quantity, unit_price, amount = line_amounts(line, amount)
-    detail = {"ItemRef": {"value": str(item["Id"]), "name": item.get("Name", "")},
-              "Qty": float(quantity), "UnitPrice": float(unit_price)}
+    detail = {
+        "ItemRef": {"value": str(item["Id"]), "name": item.get("Name", "")},
+        "Qty": float(quantity),
+        "UnitPrice": float(unit_price),
+    }
     if service_date:
         detail["ServiceDate"] = service_date
     body = {"DetailType": "SalesItemLineDetail", "Amount": float(amount), "SalesItemLineDetail": detail}
@@ -151,11 +154,14 @@ def fallback_note(line: Record) -> str:
     return f"{quantity} × {price}, discounted to {amount}"
 
 
-def build_sales_lines(line_items: list[Record], items: dict[str, dict], *,
-                      service_dates: dict[str, str] | None = None) -> list[dict]:
+def build_sales_lines(
+    line_items: list[Record], items: dict[str, dict], *, service_dates: dict[str, str] | None = None
+) -> list[dict]:
     service_dates = service_dates or {}
-    return [build_sales_line(line, items[line.id], service_date=service_dates.get(line.id, ""), amount=amount)
-            for line, amount in zip(line_items, rounded_amounts(line_items))]
+    return [
+        build_sales_line(line, items[line.id], service_date=service_dates.get(line.id, ""), amount=amount)
+        for line, amount in zip(line_items, rounded_amounts(line_items), strict=True)
+    ]
 
 
 def total(lines: list[dict]) -> Decimal:

@@ -17,12 +17,16 @@ def once_per_payment(ctx, run):
         return run(ctx)
     claim = ctx.claims.claim(ctx.action, ctx.object_type, ctx.object_id)
     if claim.outputs is not None:
-        ctx.journal.note(f"This payment already has its QuickBooks document from execution {claim.owner} "
-                         f"({claim.outputs.get('quickbooks_document_url', '')}); answering with it, nothing written.")
+        ctx.journal.note(
+            f"This payment already has its QuickBooks document from execution {claim.owner} "
+            f"({claim.outputs.get('quickbooks_document_url', '')}); answering with it, nothing written."
+        )
         return EarlierResult(claim.outputs)
     if claim.busy:
-        raise TransientError(f"execution {claim.owner or 'of another enrollment'} is creating this payment's "
-                             "document right now", service="qbo-actions")
+        raise TransientError(
+            f"execution {claim.owner or 'of another enrollment'} is creating this payment's document right now",
+            service="qbo-actions",
+        )
     if claim.owner:
         taken = f", resuming after its writes ({', '.join(claim.inherited)})" if claim.inherited else ""
         ctx.journal.note(f"An earlier execution ({claim.owner}) for this payment failed; this one takes over{taken}.")

@@ -34,13 +34,15 @@ def amount_of(source: Source, name: str) -> Decimal:
 
 # -- which payments qualify ------------------------------------------------------------------------------
 
+
 def check_not_invoice_payment(ctx, source: Source) -> None:
     """A payment of a HubSpot invoice: the invoice sync already put it in QuickBooks (seed 004)."""
     if source.object_type != PAYMENT or source.record.get("hs_payment_source_app").upper() != "INVOICE":
         return
     if setting_on(ctx.settings.get("allow_invoice_payments")):
-        ctx.journal.note(f"The {source.label} pays a HubSpot invoice; allow_invoice_payments is on, so it is "
-                         "recorded anyway.")
+        ctx.journal.note(
+            f"The {source.label} pays a HubSpot invoice; allow_invoice_payments is on, so it is recorded anyway."
+        )
         return
     raise ActionError("PAYMENT_FROM_INVOICE", object_label=source.label)
 
@@ -54,12 +56,20 @@ def check_untaxed_lines(source: Source) -> None:
 
 def is_taxed(line: Record) -> bool:
     return bool(line.get("hs_tax_rate_group_id")) or any(
-        decimal_of(line.get(name)) != 0 for name in ("hs_tax_rate", "hs_tax_amount"))
+        decimal_of(line.get(name)) != 0 for name in ("hs_tax_rate", "hs_tax_amount")
+    )
 
 
 def describe_tax(line: Record) -> str:
-    what = [f"{label} {line.get(name)}" for name, label in (("hs_tax_rate_group_id", "tax rate group"),
-            ("hs_tax_rate", "tax rate"), ("hs_tax_amount", "tax amount")) if line.get(name)]
+    what = [
+        f"{label} {line.get(name)}"
+        for name, label in (
+            ("hs_tax_rate_group_id", "tax rate group"),
+            ("hs_tax_rate", "tax rate"),
+            ("hs_tax_amount", "tax amount"),
+        )
+        if line.get(name)
+    ]
     return f"'{line.get('name') or line.id}' ({', '.join(what)})"
 
 
@@ -73,8 +83,7 @@ def check_fully_refunded(source: Source) -> None:
     status = source.record.get("hs_latest_status") or "unknown"
     paid, refunded = amount_of(source, "hs_initial_amount"), amount_of(source, "hs_refunds_amount")
     if status.lower() != "refunded" or refunded != paid:
-        raise ActionError("NOT_FULLY_REFUNDED", object_label=source.label, status=status, paid=paid,
-                          refunded=refunded)
+        raise ActionError("NOT_FULLY_REFUNDED", object_label=source.label, status=status, paid=paid, refunded=refunded)
 
 
 def payment_fee(source: Source) -> Decimal:
@@ -91,6 +100,7 @@ def refund_date(source: Source) -> str:
 
 # -- how the money moved ---------------------------------------------------------------------------------
 
+
 def money_movement(ctx, source: Source, *, account_input: str) -> dict:
     """Account, payment method and reference shared by sales receipts, refund receipts and payments."""
     fields = {}
@@ -105,8 +115,10 @@ def money_movement(ctx, source: Source, *, account_input: str) -> dict:
     if reference:
         fields["PaymentRefNum"] = reference[:REFERENCE_LENGTH]
         if len(reference) > REFERENCE_LENGTH:
-            ctx.journal.note(f"The payment reference '{reference}' is longer than QuickBooks' {REFERENCE_LENGTH} "
-                             "characters; the reference field holds its start, the memo holds all of it.")
+            ctx.journal.note(
+                f"The payment reference '{reference}' is longer than QuickBooks' {REFERENCE_LENGTH} "
+                "characters; the reference field holds its start, the memo holds all of it."
+            )
     return fields
 
 
@@ -118,8 +130,11 @@ def payment_method(ctx, method_type: str) -> dict | None:
     found = methods_named(ctx, name)
     if found is None:
         try:
-            found = ctx.books.create("PaymentMethod", {"Name": name, "Type": method_kind(method_type)},
-                                     request_id=ctx.request_id(f"payment_method:{name}"))
+            found = ctx.books.create(
+                "PaymentMethod",
+                {"Name": name, "Type": method_kind(method_type)},
+                request_id=ctx.request_id(f"payment_method:{name}"),
+            )
         except QuickBooksFault as fault:
             if fault.code != DUPLICATE_NAME:
                 raise
@@ -127,8 +142,10 @@ def payment_method(ctx, method_type: str) -> dict | None:
         else:
             ctx.journal.wrote(f"payment_method:{name}", "PaymentMethod", found)
     if found and not found.get("Active", True):
-        ctx.journal.note(f"The QuickBooks payment method '{found.get('Name')}' is inactive; the document is "
-                         "recorded without a payment method. Make it active in QuickBooks to have it set.")
+        ctx.journal.note(
+            f"The QuickBooks payment method '{found.get('Name')}' is inactive; the document is "
+            "recorded without a payment method. Make it active in QuickBooks to have it set."
+        )
         return None
     return found
 

@@ -24,8 +24,11 @@ class ItemMatch:
 def match_items(ctx, line_items: list[Record]) -> ItemMatch:
     """Match every line in one QuickBooks request (remembered product, then SKU exactly, then name in any case);
     PRODUCT_NOT_FOUND names the misses unless we may create them."""
-    remembered = {line.get("hs_product_id"): ctx.mappings.get("product", line.get("hs_product_id"))
-                  for line in line_items if line.get("hs_product_id")}
+    remembered = {
+        line.get("hs_product_id"): ctx.mappings.get("product", line.get("hs_product_id"))
+        for line in line_items
+        if line.get("hs_product_id")
+    }
     by_id, by_sku, by_name = fetch_candidates(ctx, line_items, remembered)
     result = ItemMatch(line_items=list(line_items))
     for line in line_items:
@@ -89,8 +92,10 @@ def match_line(ctx, line: Record, remembered, by_id, by_sku, by_name) -> dict | 
         if item and item.get("Active", True):
             return item
         ctx.mappings.forget("product", product)  # the remembered Item is gone or inactive: match again
-        ctx.journal.note(f"QuickBooks product {item_id}, remembered for HubSpot product {product}, is gone or "
-                         "inactive; matching the line item again.")
+        ctx.journal.note(
+            f"QuickBooks product {item_id}, remembered for HubSpot product {product}, is gone or "
+            "inactive; matching the line item again."
+        )
     # QuickBooks compares strings without case; a SKU must match exactly, so the index is by exact SKU.
     return by_sku.get(line.get("hs_sku")) or by_name.get(line.get("name").casefold())
 
@@ -111,8 +116,11 @@ def income_account_id(ctx) -> str:
 
 def create_item(ctx, line: Record, income_account: str) -> dict:
     item_type = str(ctx.settings.get("product_type") or "Service")
-    body = {"Name": item_name(line), "Type": item_type if item_type in ITEM_TYPES else "Service",
-            "IncomeAccountRef": {"value": income_account}}
+    body = {
+        "Name": item_name(line),
+        "Type": item_type if item_type in ITEM_TYPES else "Service",
+        "IncomeAccountRef": {"value": income_account},
+    }
     if line.get("hs_sku"):
         body["Sku"] = line.get("hs_sku")
     if line.get("price"):
@@ -135,8 +143,11 @@ def item_named(ctx, line: Record, name: str) -> dict:
     active = [item for item in holders if item.get("Active", True)]
     if active:
         return min(active, key=lambda i: int(i["Id"]))
-    raise ActionError("PRODUCT_NOT_FOUND", lines=f"{describe(line)}, whose name is held by an inactive QuickBooks "
-                      "product (make that product active again, or rename it)")
+    raise ActionError(
+        "PRODUCT_NOT_FOUND",
+        lines=f"{describe(line)}, whose name is held by an inactive QuickBooks "
+        "product (make that product active again, or rename it)",
+    )
 
 
 def item_name(line: Record) -> str:

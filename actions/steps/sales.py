@@ -26,8 +26,9 @@ class SalesDocument:
 
     def create(self, ctx, entity: str, *, step: str, extra_outputs: dict | None = None) -> ActionResult:
         document = create_document(ctx, entity, self.body, step=step)
-        return ActionResult(document=document, entity=entity, customer_id=str(self.customer["Id"]),
-                            extra_outputs=extra_outputs or {})
+        return ActionResult(
+            document=document, entity=entity, customer_id=str(self.customer["Id"]), extra_outputs=extra_outputs or {}
+        )
 
 
 def load_sales_source(ctx) -> Source:
@@ -45,8 +46,11 @@ def prepare_sales_document(ctx, source: Source) -> SalesDocument:
     customer = resolve_customer(ctx, party)
     built = lines.build(ctx)
     note_amount_mismatch(ctx, source, built)
-    body = {"CustomerRef": {"value": str(customer["Id"])}, "Line": built,
-            "PrivateNote": tracking_note(ctx, source.label)}
+    body = {
+        "CustomerRef": {"value": str(customer["Id"])},
+        "Line": built,
+        "PrivateNote": tracking_note(ctx, source.label),
+    }
     if party.email:
         body["BillEmail"] = {"Address": party.email}
     if number:
@@ -73,8 +77,10 @@ def note_amount_mismatch(ctx, source: Source, lines: list[dict]) -> None:
     except ArithmeticError:  # not a number: nothing to compare
         return
     if differs:
-        ctx.journal.note(f"The {source.label} amount is {amount}, but its line items add up to {total(lines)}; "
-                         "the QuickBooks document follows the line items.")
+        ctx.journal.note(
+            f"The {source.label} amount is {amount}, but its line items add up to {total(lines)}; "
+            "the QuickBooks document follows the line items."
+        )
 
 
 @dataclass
@@ -96,26 +102,37 @@ def sales_lines(ctx, source: Source, preferences: dict) -> PendingLines:
         return single_item_line(ctx, source, chosen_item, preferences)
     if not source.line_items:
         raise ActionError("NO_LINE_ITEMS", object_label=source.label)
-    return PendingLines(source.line_items, match_items(ctx, source.line_items),
-                        service_dates(ctx, source, preferences))
+    return PendingLines(source.line_items, match_items(ctx, source.line_items), service_dates(ctx, source, preferences))
 
 
 def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> PendingLines:
     """`products` names one QuickBooks Item: one line for the record's whole amount."""
     item = ctx.books.read("Item", item_id) if item_id.isdigit() else None
     if not item or not item.get("Active", True):
-        raise ActionError("INVALID_INPUT", reason=f"The QuickBooks product {item_id} chosen in the 'Products' field "
-                          "does not exist or is inactive.")
+        raise ActionError(
+            "INVALID_INPUT",
+            reason=f"The QuickBooks product {item_id} chosen in the 'Products' field does not exist or is inactive.",
+        )
     amount = source.record.get(AMOUNT_PROPERTIES[source.object_type])
     if not amount:
         raise ActionError("NO_LINE_ITEMS", object_label=f"{source.label} has no amount and")
-    line = Record(id="amount", properties={"name": item.get("Name", ""), "quantity": "1", "price": amount,
-                                           "amount": amount, "description": source.title})
-    return PendingLines([line], ItemMatch(matched={line.id: item}, line_items=[line]),
-                        service_dates(ctx, source, preferences, [line]))
+    line = Record(
+        id="amount",
+        properties={
+            "name": item.get("Name", ""),
+            "quantity": "1",
+            "price": amount,
+            "amount": amount,
+            "description": source.title,
+        },
+    )
+    return PendingLines(
+        [line], ItemMatch(matched={line.id: item}, line_items=[line]), service_dates(ctx, source, preferences, [line])
+    )
 
 
 # -- service dates -----------------------------------------------------------------------------------------
+
 
 def service_dates(ctx, source: Source, preferences: dict, line_items: list[Record] | None = None) -> dict[str, str]:
     """Line id → ServiceDate when they apply: billing start date, else the record's date, else today."""
@@ -123,8 +140,10 @@ def service_dates(ctx, source: Source, preferences: dict, line_items: list[Recor
     if mode == "never" or (mode == "auto" and not revenue_recognition_on(preferences)):
         return {}
     fallback = source.date or date.today().isoformat()
-    return {line.id: as_date(line.get("hs_recurring_billing_start_date")) or fallback
-            for line in (line_items if line_items is not None else source.line_items)}
+    return {
+        line.id: as_date(line.get("hs_recurring_billing_start_date")) or fallback
+        for line in (line_items if line_items is not None else source.line_items)
+    }
 
 
 def revenue_recognition_on(preferences: dict) -> bool:
@@ -132,6 +151,7 @@ def revenue_recognition_on(preferences: dict) -> bool:
 
 
 # -- document numbers --------------------------------------------------------------------------------------
+
 
 def number_properties(ctx) -> list[str]:
     prop = ctx.settings.get("document_number_property")
@@ -144,14 +164,19 @@ def document_number(ctx, source: Source, preferences: dict) -> str:
         number = source.record.get(prop) if prop else ""
         if len(number) > DOC_NUMBER_LENGTH:
             # Never cut: two numbers that share their first 21 characters would collide, or worse, not.
-            raise ActionError("INVALID_INPUT", reason=f"The {source.label}'s number '{number}' ({prop}) is "
-                              f"{len(number)} characters long; QuickBooks document numbers hold at most "
-                              f"{DOC_NUMBER_LENGTH}. Shorten it in HubSpot, or let QuickBooks number documents "
-                              "(document_numbers='quickbooks').")
+            raise ActionError(
+                "INVALID_INPUT",
+                reason=f"The {source.label}'s number '{number}' ({prop}) is "
+                f"{len(number)} characters long; QuickBooks document numbers hold at most "
+                f"{DOC_NUMBER_LENGTH}. Shorten it in HubSpot, or let QuickBooks number documents "
+                "(document_numbers='quickbooks').",
+            )
         if number:
             return number
-        ctx.journal.note(f"document_numbers is 'hubspot' but the {source.label} has no "
-                         f"{prop or 'document_number_property setting'}; QuickBooks numbers the document.")
+        ctx.journal.note(
+            f"document_numbers is 'hubspot' but the {source.label} has no "
+            f"{prop or 'document_number_property setting'}; QuickBooks numbers the document."
+        )
     if (preferences.get("SalesFormsPrefs") or {}).get("CustomTxnNumbers"):
         # With custom transaction numbers on, QuickBooks leaves an omitted number blank; ask it to number.
         return "AUTO_GENERATE"

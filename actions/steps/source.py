@@ -1,7 +1,7 @@
 """load_source: the enrolled deal, quote or payment, the party to bill, and its line items."""
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from actions.errors import ActionError
 
@@ -13,11 +13,28 @@ OBJECT_TYPES = {
 }
 RECORD_PROPERTIES = {
     "DEAL": ["dealname", "amount", "closedate", "deal_currency_code"],
-    "QUOTE": ["hs_title", "hs_quote_number", "hs_quote_amount", "hs_currency", "hs_expiration_date",
-              "hs_esign_date", "hs_sign_status"],
-    "COMMERCE_PAYMENT": ["hs_initial_amount", "hs_currency_code", "hs_customer_email", "hs_fees_amount",
-                         "hs_refunds_amount", "hs_latest_status", "hs_payment_source_app", "hs_initiated_date",
-                         "hs_reference_number", "hs_payment_method_type", "hs_payout_date"],
+    "QUOTE": [
+        "hs_title",
+        "hs_quote_number",
+        "hs_quote_amount",
+        "hs_currency",
+        "hs_expiration_date",
+        "hs_esign_date",
+        "hs_sign_status",
+    ],
+    "COMMERCE_PAYMENT": [
+        "hs_initial_amount",
+        "hs_currency_code",
+        "hs_customer_email",
+        "hs_fees_amount",
+        "hs_refunds_amount",
+        "hs_latest_status",
+        "hs_payment_source_app",
+        "hs_initiated_date",
+        "hs_reference_number",
+        "hs_payment_method_type",
+        "hs_payout_date",
+    ],
 }
 # The day a document is dated by, first known wins: the record's own date, never the day the worker ran.
 DATE_PROPERTIES = {
@@ -27,9 +44,24 @@ DATE_PROPERTIES = {
 }
 AMOUNT_PROPERTIES = {"DEAL": "amount", "QUOTE": "hs_quote_amount", "COMMERCE_PAYMENT": "hs_initial_amount"}
 TITLE_PROPERTIES = {"DEAL": "dealname", "QUOTE": "hs_title", "COMMERCE_PAYMENT": "hs_reference_number"}
-LINE_ITEM_PROPERTIES = ["name", "description", "hs_sku", "quantity", "price", "amount", "hs_product_id",
-                        "discount", "hs_discount_percentage", "hs_total_discount", "hs_tax_rate_group_id",
-                        "hs_recurring_billing_start_date", "currency", "hs_tax_rate", "hs_tax_amount", "hs_tax_label"]
+LINE_ITEM_PROPERTIES = [
+    "name",
+    "description",
+    "hs_sku",
+    "quantity",
+    "price",
+    "amount",
+    "hs_product_id",
+    "discount",
+    "hs_discount_percentage",
+    "hs_total_discount",
+    "hs_tax_rate_group_id",
+    "hs_recurring_billing_start_date",
+    "currency",
+    "hs_tax_rate",
+    "hs_tax_amount",
+    "hs_tax_label",
+]
 CONTACT_PROPERTIES = ["email", "firstname", "lastname", "company", "phone"]
 COMPANY_PROPERTIES = ["name", "domain", "phone"]
 PRIMARY_COMPANY = 5  # deal → company, "Primary"
@@ -71,8 +103,9 @@ class Source:
     @property
     def date(self) -> str:
         """The record's date as YYYY-MM-DD (close date, quote date, payment date), or "" when unknown."""
-        return next((as_date(self.record.get(name)) for name in DATE_PROPERTIES[self.object_type]
-                     if self.record.get(name)), "")
+        return next(
+            (as_date(self.record.get(name)) for name in DATE_PROPERTIES[self.object_type] if self.record.get(name)), ""
+        )
 
 
 def as_date(value: str) -> str:
@@ -80,7 +113,7 @@ def as_date(value: str) -> str:
     if not value:
         return ""
     if value.isdigit():
-        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).date().isoformat()
+        return datetime.fromtimestamp(int(value) / 1000, tz=UTC).date().isoformat()
     return value[:10]
 
 
@@ -156,8 +189,9 @@ def load_party(ctx, source: Source, *, contact_properties: list[str] = ()) -> Pa
     if choice == "primary_company":
         return company_party(ctx, source, properties)
     if choice == "quote_signer" and source.object_type == "QUOTE":
-        signer_ids = associated_ids(ctx, crm_type(source.object_type), source.record.id, "contacts",
-                                    type_ids={QUOTE_SIGNER})
+        signer_ids = associated_ids(
+            ctx, crm_type(source.object_type), source.record.id, "contacts", type_ids={QUOTE_SIGNER}
+        )
         if signer_ids:
             contact = Record.from_api(ctx.crm.get_object("contacts", signer_ids[0], properties))
             return Party("contact", contact, contact)
@@ -171,8 +205,9 @@ def load_party(ctx, source: Source, *, contact_properties: list[str] = ()) -> Pa
 
 
 def company_party(ctx, source: Source, properties: list[str]) -> Party:
-    company_ids = associated_ids(ctx, crm_type(source.object_type), source.record.id, "companies",
-                                 type_ids=COMPANY_TYPE_IDS[source.object_type])
+    company_ids = associated_ids(
+        ctx, crm_type(source.object_type), source.record.id, "companies", type_ids=COMPANY_TYPE_IDS[source.object_type]
+    )
     if not company_ids:
         party = "primary company" if source.object_type == "DEAL" else "associated company"
         raise ActionError("CONTACT_MISSING", object_label=source.label, party=party)

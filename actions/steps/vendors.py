@@ -37,27 +37,38 @@ def candidate_names() -> list[str]:
 
 def find_or_create_vendor(ctx) -> dict:
     names = candidate_names()
-    answers = dict(zip(NAME_NAMESPACES, ctx.books.query_batch(name_queries(names))))
+    answers = dict(zip(NAME_NAMESPACES, ctx.books.query_batch(name_queries(names)), strict=True))
     taken = {record.get("DisplayName", "").casefold() for found in answers.values() for record in found}
     for name in names:
-        vendor = next((v for v in answers["Vendor"] if v.get("DisplayName", "").casefold() == name.casefold()
-                       and v.get("Active", True)), None)
+        vendor = next(
+            (
+                v
+                for v in answers["Vendor"]
+                if v.get("DisplayName", "").casefold() == name.casefold() and v.get("Active", True)
+            ),
+            None,
+        )
         if vendor:
             return vendor
         if name.casefold() not in taken:
             created = create_vendor(ctx, name)
             if created:
                 return created
-    raise QuickBooksFault(DUPLICATE_NAME, "Duplicate Name Exists Error",
-                          f"Every name qbo-actions tries for the payment processor ('{PROCESSOR_NAME}' and variants) "
-                          "is taken; choose a vendor in the action's 'Vendor' field.", entity="Vendor")
+    raise QuickBooksFault(
+        DUPLICATE_NAME,
+        "Duplicate Name Exists Error",
+        f"Every name qbo-actions tries for the payment processor ('{PROCESSOR_NAME}' and variants) "
+        "is taken; choose a vendor in the action's 'Vendor' field.",
+        entity="Vendor",
+    )
 
 
 def create_vendor(ctx, name: str) -> dict | None:
     step = f"vendor:{name}"
     try:
-        vendor = ctx.books.create("Vendor", {"DisplayName": name, "CompanyName": "HubSpot"},
-                                  request_id=ctx.request_id(step))
+        vendor = ctx.books.create(
+            "Vendor", {"DisplayName": name, "CompanyName": "HubSpot"}, request_id=ctx.request_id(step)
+        )
     except QuickBooksFault as fault:
         if fault.code != DUPLICATE_NAME:
             raise

@@ -16,9 +16,12 @@ bp = Blueprint("hubspot_actions", __name__, url_prefix="/hubspot/actions")
 
 def verify_hubspot_signature() -> None:
     """Raises InvalidSignature (→ 401) unless HubSpot signed these exact bytes for our public URL."""
-    signed = SignedRequest(method=request.method, body=request.get_data(cache=True), headers=request.headers,
-                           uri=public_uri(current_app.config["PUBLIC_URL"], request.path,
-                                          request.query_string.decode("latin-1")))
+    signed = SignedRequest(
+        method=request.method,
+        body=request.get_data(cache=True),
+        headers=request.headers,
+        uri=public_uri(current_app.config["PUBLIC_URL"], request.path, request.query_string.decode("latin-1")),
+    )
     if not current_app.config["HUBSPOT_CLIENT_SECRETS"]:
         raise InvalidSignature("this server has no HUBSPOT_CLIENT_SECRET configured, so it cannot verify HubSpot")
     verify_request(signed, secrets=current_app.config["HUBSPOT_CLIENT_SECRETS"])
@@ -38,7 +41,8 @@ def execute(action):
     verify_hubspot_signature()
     payload = ExecutionRequestSchema().load(load_json_body())
     execution, created = execution_service.get_or_create_execution(
-        db.session, action=action, expires_in=execution_expiry(), **payload)
+        db.session, action=action, expires_in=execution_expiry(), **payload
+    )
     if created:
         if not settle_without_running(db.session, execution):
             queue.enqueue_execution(execution.id)

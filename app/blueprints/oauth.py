@@ -35,7 +35,10 @@ def check_state(key: str) -> None:
     if not expected or not hmac.compare_digest(expected, given):
         abort(400, description="The sign-in link expired or was not started here (state mismatch). Start again.")
     if request.args.get("error"):
-        abort(400, description=f"Authorization was refused: {request.args.get('error_description') or request.args['error']}.")
+        abort(
+            400,
+            description=f"Authorization was refused: {request.args.get('error_description') or request.args['error']}.",
+        )
     if not request.args.get("code"):
         abort(400, description="The authorization code is missing.")
 
@@ -61,14 +64,21 @@ def hubspot_callback():
     portal.hub_domain = metadata.get("hub_domain")
     db.session.commit()
     session["portal_id"] = portal.id
-    return page("qbo-actions is installed", f"HubSpot account {portal.id} is installed. Next, connect the QuickBooks "
-                "company the workflow actions should write to.", url_for("oauth.quickbooks_connect"), "Connect QuickBooks")
+    return page(
+        "qbo-actions is installed",
+        f"HubSpot account {portal.id} is installed. Next, connect the QuickBooks "
+        "company the workflow actions should write to.",
+        url_for("oauth.quickbooks_connect"),
+        "Connect QuickBooks",
+    )
 
 
 def signed_in_portal():
     portal = get_portal(db.session, session.get("portal_id") or 0)
     if portal is None:
-        abort(401, description="Install qbo-actions from HubSpot first (/oauth/hubspot/install), then connect QuickBooks.")
+        abort(
+            401, description="Install qbo-actions from HubSpot first (/oauth/hubspot/install), then connect QuickBooks."
+        )
     return portal
 
 
@@ -99,8 +109,11 @@ def quickbooks_callback():
     db.session.commit()
     describe_company(connection)
     db.session.commit()
-    return page("QuickBooks connected", f"{connection.company_name or realm_id} is connected to HubSpot account "
-                f"{portal.id}. Workflows can now use the QuickBooks actions.")
+    return page(
+        "QuickBooks connected",
+        f"{connection.company_name or realm_id} is connected to HubSpot account "
+        f"{portal.id}. Workflows can now use the QuickBooks actions.",
+    )
 
 
 def describe_company(connection) -> None:

@@ -83,8 +83,9 @@ def dynamic_fields(action: str) -> set[str] | None:
     definition = current_app.extensions["hubspot_app_definition"].actions.get(action)
     if definition is None:
         return None
-    return {item["typeDefinition"]["name"] for item in definition["inputFields"]
-            if item["typeDefinition"].get("optionsUrl")}
+    return {
+        item["typeDefinition"]["name"] for item in definition["inputFields"] if item["typeDefinition"].get("optionsUrl")
+    }
 
 
 @bp.post("/<action>/options")
@@ -96,8 +97,14 @@ def list_options(action):
     request_data = OptionsRequestSchema().load(load_json_body())
     field_name = request_data["field"]
     if field_name not in dropdown_fields or field_name not in dropdowns.FIELDS:
-        raise ValidationError({"inputFieldName": [f"'{field_name}' is not a dropdown of {action} that this server "
-                                                  f"fills (it fills {', '.join(sorted(dropdown_fields))})"]})
+        raise ValidationError(
+            {
+                "inputFieldName": [
+                    f"'{field_name}' is not a dropdown of {action} that this server "
+                    f"fills (it fills {', '.join(sorted(dropdown_fields))})"
+                ]
+            }
+        )
     config = current_app.config
     portal = get_portal(db.session, request_data["portal_id"])
     page = dropdowns.fetch_options(

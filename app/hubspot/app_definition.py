@@ -24,17 +24,45 @@ PATH_SETTING = "HUBSPOT_APP_FILE"
 # Object types HubSpot names in definitions; ids such as "0-14" are accepted too (QUOTE, COMMERCE_PAYMENT
 # and INVOICE are not documented for custom actions yet, see the reference sheet §7).
 OBJECT_TYPES = (
-    "CONTACT", "COMPANY", "DEAL", "TICKET", "QUOTE", "LINE_ITEM", "PRODUCT", "INVOICE",
-    "COMMERCE_PAYMENT", "SUBSCRIPTION", "ORDER", "CART",
+    "CONTACT",
+    "COMPANY",
+    "DEAL",
+    "TICKET",
+    "QUOTE",
+    "LINE_ITEM",
+    "PRODUCT",
+    "INVOICE",
+    "COMMERCE_PAYMENT",
+    "SUBSCRIPTION",
+    "ORDER",
+    "CART",
 )
 OBJECT_TYPE_ID = re.compile(r"^[0-9]+-[0-9]+$")
 FIELD_TYPES = (
-    "bool", "date", "datetime", "enumeration", "json", "number", "object_coordinates", "phone_number", "string",
+    "bool",
+    "date",
+    "datetime",
+    "enumeration",
+    "json",
+    "number",
+    "object_coordinates",
+    "phone_number",
+    "string",
 )
 OUTPUT_TYPES = FIELD_TYPES + ("currency_number",)
 UI_FIELD_TYPES = (
-    "booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html", "number", "phonenumber",
-    "radio", "select", "text", "textarea",
+    "booleancheckbox",
+    "calculation_equation",
+    "checkbox",
+    "date",
+    "file",
+    "html",
+    "number",
+    "phonenumber",
+    "radio",
+    "select",
+    "text",
+    "textarea",
 )
 VALUE_TYPES = ("STATIC_VALUE", "OBJECT_PROPERTY")
 LOCALES = ("en", "fr", "de", "ja", "es", "pt-br", "nl")
@@ -43,8 +71,14 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 # The keys of an expanded action that HubSpot's definitions API takes (all but `published`/`functions`).
 DEFINITION_KEYS = (
-    "actionUrl", "objectTypes", "objectRequestOptions", "inputFields", "outputFields", "labels",
-    "executionRules", "inputFieldDependencies",
+    "actionUrl",
+    "objectTypes",
+    "objectRequestOptions",
+    "inputFields",
+    "outputFields",
+    "labels",
+    "executionRules",
+    "inputFieldDependencies",
 )
 
 
@@ -139,7 +173,8 @@ class InputFieldSchema(_FileSchema):
     dynamicOptions = fields.Bool(load_default=False)
     isRequired = fields.Bool(load_default=False)
     supportedValueTypes = fields.List(
-        fields.Str(validate=validate.OneOf(VALUE_TYPES)), load_default=lambda: ["STATIC_VALUE"],
+        fields.Str(validate=validate.OneOf(VALUE_TYPES)),
+        load_default=lambda: ["STATIC_VALUE"],
         validate=validate.Length(min=1),
     )
     default = fields.Str()
@@ -243,8 +278,9 @@ class AppFileSchema(_FileSchema):
     shared_fields = fields.Dict(keys=_name(), values=fields.Nested(InputFieldSchema), required=True, data_key="fields")
     outputFields = fields.Dict(keys=_name(), values=fields.Nested(OutputFieldSchema), required=True)
     executionRules = fields.List(fields.Nested(ExecutionRuleSchema), load_default=list)
-    actions = fields.Dict(keys=_name(), values=fields.Nested(ActionSchema), required=True,
-                          validate=validate.Length(min=1))
+    actions = fields.Dict(
+        keys=_name(), values=fields.Nested(ActionSchema), required=True, validate=validate.Length(min=1)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -352,9 +388,11 @@ def _cross_check(data: dict) -> list[str]:
             controller = shared_fields.get(when["field"])
             if controller is None:
                 problems.append(f"{where}.showWhen names an unknown field {when['field']!r}")
-            elif controller.get("options") and not controller.get("dynamicOptions") and when["equals"] not in [
-                o["value"] for o in controller["options"]
-            ]:
+            elif (
+                controller.get("options")
+                and not controller.get("dynamicOptions")
+                and when["equals"] not in [o["value"] for o in controller["options"]]
+            ):
                 problems.append(f"{where}.showWhen.equals {when['equals']!r} is not an option of {when['field']!r}")
 
     seen_labels = set()
@@ -368,8 +406,10 @@ def _cross_check(data: dict) -> list[str]:
         for locale, message in rule["labels"].items():
             for placeholder in PLACEHOLDER.findall(message):
                 if placeholder not in outputs:
-                    problems.append(f"executionRules.{rule['labelName']}.labels.{locale}: "
-                                    f"{{{{{placeholder}}}}} is not an output field")
+                    problems.append(
+                        f"executionRules.{rule['labelName']}.labels.{locale}: "
+                        f"{{{{{placeholder}}}}} is not an output field"
+                    )
 
     action_urls = {}
     for name, spec in data["actions"].items():
@@ -383,7 +423,7 @@ def _cross_check(data: dict) -> list[str]:
         for field_name in used:
             shared = shared_fields.get(field_name)
             if shared is None:
-                problems.append(f"{where}.inputFields: unknown field {field_name!r} (define it under \"fields\")")
+                problems.append(f'{where}.inputFields: unknown field {field_name!r} (define it under "fields")')
                 continue
             if shared["dynamicOptions"] and not spec.get("optionsUrl"):
                 problems.append(f"{where}: field {field_name!r} takes options from the action, which has no optionsUrl")
@@ -398,7 +438,7 @@ def _cross_check(data: dict) -> list[str]:
         for output in spec["outputFields"]:
             if output not in outputs:
                 problems.append(
-                    f"{where}.outputFields: unknown output field {output!r} (define it under \"outputFields\")"
+                    f'{where}.outputFields: unknown output field {output!r} (define it under "outputFields")'
                 )
         for label_name in spec.get("executionRules", []):
             if label_name not in rules:
@@ -445,7 +485,8 @@ def _expand_action(name: str, spec: dict, data: dict) -> dict:
         if "fieldType" in field_spec:
             type_definition["fieldType"] = field_spec["fieldType"]
         values = [
-            option["value"] for option in field_spec.get("options", [])
+            option["value"]
+            for option in field_spec.get("options", [])
             if not option.get("objectTypes") or set(option["objectTypes"]) & set(object_types)
         ]
         option_values[field_name] = values
@@ -455,11 +496,13 @@ def _expand_action(name: str, spec: dict, data: dict) -> dict:
         ]
         if field_spec["dynamicOptions"]:
             type_definition["optionsUrl"] = spec["optionsUrl"]
-        input_fields.append({
-            "typeDefinition": type_definition,
-            "supportedValueTypes": list(field_spec["supportedValueTypes"]),
-            "isRequired": field_spec["isRequired"],
-        })
+        input_fields.append(
+            {
+                "typeDefinition": type_definition,
+                "supportedValueTypes": list(field_spec["supportedValueTypes"]),
+                "isRequired": field_spec["isRequired"],
+            }
+        )
 
     locales = [locale for locale in LOCALES if locale in spec["labels"]]
     labels = {}
@@ -478,11 +521,13 @@ def _expand_action(name: str, spec: dict, data: dict) -> dict:
             "inputFieldDescriptions": {n: fl["description"] for n, fl in field_labels.items() if fl.get("description")},
             "inputFieldOptionLabels": {
                 n: {value: fl["options"][value] for value in option_values[n] if value in fl.get("options", {})}
-                for n, fl in field_labels.items() if option_values[n] and fl.get("options")
+                for n, fl in field_labels.items()
+                if option_values[n] and fl.get("options")
             },
             "outputFieldLabels": {
                 n: data["outputFields"][n]["labels"][locale]
-                for n in spec["outputFields"] if locale in data["outputFields"][n]["labels"]
+                for n in spec["outputFields"]
+                if locale in data["outputFields"][n]["labels"]
             },
             "executionRules": {r["labelName"]: r["labels"][locale] for r in rules if locale in r["labels"]},
         }
@@ -504,8 +549,13 @@ def _expand_action(name: str, spec: dict, data: dict) -> dict:
         "objectRequestOptions": {"properties": properties},
         "inputFields": input_fields,
         "outputFields": [
-            {"typeDefinition": {"name": n, "type": data["outputFields"][n]["type"],
-                                "fieldType": data["outputFields"][n]["fieldType"]}}
+            {
+                "typeDefinition": {
+                    "name": n,
+                    "type": data["outputFields"][n]["type"],
+                    "fieldType": data["outputFields"][n]["fieldType"],
+                }
+            }
             for n in spec["outputFields"]
         ],
         "labels": labels,
@@ -521,16 +571,26 @@ def _dependencies(field_specs: list[tuple[str, dict]]) -> list[dict]:
     for field_name, spec in field_specs:
         if spec.get("dependsOn"):
             key = ("SINGLE_FIELD", spec["dependsOn"], None)
-            dependency = grouped.setdefault(key, {
-                "dependencyType": "SINGLE_FIELD", "controllingFieldName": spec["dependsOn"], "dependentFieldNames": [],
-            })
+            dependency = grouped.setdefault(
+                key,
+                {
+                    "dependencyType": "SINGLE_FIELD",
+                    "controllingFieldName": spec["dependsOn"],
+                    "dependentFieldNames": [],
+                },
+            )
         elif spec.get("showWhen"):
             when = spec["showWhen"]
             key = ("CONDITIONAL_SINGLE_FIELD", when["field"], when["equals"])
-            dependency = grouped.setdefault(key, {
-                "dependencyType": "CONDITIONAL_SINGLE_FIELD", "controllingFieldName": when["field"],
-                "controllingFieldValue": when["equals"], "dependentFieldNames": [],
-            })
+            dependency = grouped.setdefault(
+                key,
+                {
+                    "dependencyType": "CONDITIONAL_SINGLE_FIELD",
+                    "controllingFieldName": when["field"],
+                    "controllingFieldValue": when["equals"],
+                    "dependentFieldNames": [],
+                },
+            )
         else:
             continue
         dependency["dependentFieldNames"].append(field_name)

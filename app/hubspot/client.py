@@ -50,7 +50,7 @@ class HubSpotClient:
         """Batch read in chunks of 100; unknown ids are left out (HubSpot answers 207 for them)."""
         results = []
         for start in range(0, len(ids), BATCH_LIMIT):
-            chunk = ids[start:start + BATCH_LIMIT]
+            chunk = ids[start : start + BATCH_LIMIT]
             body = {"properties": properties, "inputs": [{"id": str(i)} for i in chunk]}
             results += self._request("POST", self._objects_path(object_type) + "/batch/read", json=body)["results"]
         return results
@@ -99,8 +99,15 @@ class HubSpotClient:
 
     def _send(self, method, path, token, **kwargs):
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        return send(self.session, method, self.base_url + path, service="HubSpot", timeout=self.timeout,
-                    headers=headers, **kwargs)
+        return send(
+            self.session,
+            method,
+            self.base_url + path,
+            service="HubSpot",
+            timeout=self.timeout,
+            headers=headers,
+            **kwargs,
+        )
 
     @staticmethod
     def _parse(response):
@@ -120,5 +127,9 @@ def hubspot_client(portal, config) -> HubSpotClient:
     """The HubSpotClient for one installed portal, with its token refreshed on demand."""
     from app.hubspot.oauth import PortalTokens
 
-    return HubSpotClient(base_url=config["HUBSPOT_API_BASE_URL"], tokens=PortalTokens(portal, config),
-                         version=config["HUBSPOT_API_VERSION"], timeout=config["HTTP_TIMEOUT"])
+    return HubSpotClient(
+        base_url=config["HUBSPOT_API_BASE_URL"],
+        tokens=PortalTokens(portal, config),
+        version=config["HUBSPOT_API_VERSION"],
+        timeout=config["HTTP_TIMEOUT"],
+    )

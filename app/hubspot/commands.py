@@ -37,10 +37,14 @@ def publish_actions_command(dry_run: bool) -> None:
 
     try:
         rows = publish_actions(
-            app_definition=_app_definition(), public_url=public_url,
-            api_base_url=config.get("HUBSPOT_API_BASE_URL") or "https://api.hubapi.com", app_id=app_id,
+            app_definition=_app_definition(),
+            public_url=public_url,
+            api_base_url=config.get("HUBSPOT_API_BASE_URL") or "https://api.hubapi.com",
+            app_id=app_id,
             api_version=config.get("HUBSPOT_API_VERSION") or DEFAULT_API_VERSION,
-            developer_api_key=api_key, developer_token=token, dry_run=dry_run,
+            developer_api_key=api_key,
+            developer_token=token,
+            dry_run=dry_run,
         )
     except PublishError as exc:
         if exc.rows:

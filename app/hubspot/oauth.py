@@ -21,9 +21,13 @@ def redirect_uri(config) -> str:
 
 def authorize_url(config, state: str, app_settings: dict) -> str:
     """HubSpot's consent page for the scopes hubspot-app.json declares (its `app` section)."""
-    query = {"client_id": config["HUBSPOT_CLIENT_ID"], "redirect_uri": redirect_uri(config),
-             "scope": " ".join(app_settings["requiredScopes"]),
-             "optional_scope": " ".join(app_settings.get("optionalScopes") or []), "state": state}
+    query = {
+        "client_id": config["HUBSPOT_CLIENT_ID"],
+        "redirect_uri": redirect_uri(config),
+        "scope": " ".join(app_settings["requiredScopes"]),
+        "optional_scope": " ".join(app_settings.get("optionalScopes") or []),
+        "state": state,
+    }
     return config["HUBSPOT_AUTHORIZE_URL"] + "?" + urlencode(query)
 
 
@@ -34,8 +38,14 @@ def token_path(config) -> str:
 
 def request_tokens(config, **grant) -> dict:
     form = {"client_id": config["HUBSPOT_CLIENT_ID"], "client_secret": config["HUBSPOT_CLIENT_SECRET"], **grant}
-    response = send(requests, "POST", config["HUBSPOT_API_BASE_URL"] + token_path(config), service="HubSpot",
-                    timeout=config["HTTP_TIMEOUT"], data=form)
+    response = send(
+        requests,
+        "POST",
+        config["HUBSPOT_API_BASE_URL"] + token_path(config),
+        service="HubSpot",
+        timeout=config["HTTP_TIMEOUT"],
+        data=form,
+    )
     body = response.json() if response.content else {}
     if response.status_code != 200:
         raise HubSpotAuthError(body.get("message") or body.get("error_description") or f"HTTP {response.status_code}")
@@ -77,8 +87,9 @@ class PortalTokens:
 
     def refresh(self, rejected: str | None) -> str:
         def renew(portal):
-            store_tokens(portal, request_tokens(self.config, grant_type="refresh_token",
-                                                refresh_token=portal.refresh_token))
+            store_tokens(
+                portal, request_tokens(self.config, grant_type="refresh_token", refresh_token=portal.refresh_token)
+            )
 
         self._token, self._expires_at = refresh_single_flight(Portal, self.portal_id, rejected=rejected, refresh=renew)
         return self._token

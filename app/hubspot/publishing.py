@@ -39,8 +39,15 @@ class PublishRow:
 class PublishError(Exception):
     """HubSpot refused a request (or could not be reached). `hubspot_message` is HubSpot's own words."""
 
-    def __init__(self, message: str, *, hubspot_message: str = "", status: int | None = None,
-                 action: str | None = None, rows: list[PublishRow] | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        hubspot_message: str = "",
+        status: int | None = None,
+        action: str | None = None,
+        rows: list[PublishRow] | None = None,
+    ):
         super().__init__(message)
         self.hubspot_message = hubspot_message
         self.status = status
@@ -48,14 +55,26 @@ class PublishError(Exception):
         self.rows = list(rows or [])  # what was done before HubSpot refused
 
 
-def publish_actions(*, app_definition: AppDefinition, public_url: str, api_base_url: str, app_id,
-                    api_version: str = DEFAULT_API_VERSION, developer_api_key: str | None = None,
-                    developer_token: str | None = None, dry_run: bool = False,
-                    session: requests.Session | None = None) -> list[PublishRow]:
+def publish_actions(
+    *,
+    app_definition: AppDefinition,
+    public_url: str,
+    api_base_url: str,
+    app_id,
+    api_version: str = DEFAULT_API_VERSION,
+    developer_api_key: str | None = None,
+    developer_token: str | None = None,
+    dry_run: bool = False,
+    session: requests.Session | None = None,
+) -> list[PublishRow]:
     """Create or update each action's definition; with dry_run, only say what would change."""
     api = DefinitionsApi(
-        api_base_url=api_base_url, app_id=app_id, api_version=api_version, developer_api_key=developer_api_key,
-        developer_token=developer_token, session=session,
+        api_base_url=api_base_url,
+        app_id=app_id,
+        api_version=api_version,
+        developer_api_key=developer_api_key,
+        developer_token=developer_token,
+        session=session,
     )
     existing: dict[str, dict] = {}
     for definition in api.list_definitions():
@@ -109,16 +128,24 @@ def _holds(existing, sent) -> bool:
             return False
         if all(not isinstance(item, (dict, list)) for item in sent + existing):
             return sorted(map(json.dumps, sent)) == sorted(map(json.dumps, existing))  # order of scalars is moot
-        return all(_holds(old, new) for old, new in zip(existing, sent))
+        return all(_holds(old, new) for old, new in zip(existing, sent, strict=True))
     return existing == sent
 
 
 class DefinitionsApi:
     """The few calls publishing needs, with developer authentication and HubSpot's errors made readable."""
 
-    def __init__(self, *, api_base_url: str, app_id, api_version: str = DEFAULT_API_VERSION,
-                 developer_api_key: str | None = None, developer_token: str | None = None,
-                 session: requests.Session | None = None, timeout: float = TIMEOUT):
+    def __init__(
+        self,
+        *,
+        api_base_url: str,
+        app_id,
+        api_version: str = DEFAULT_API_VERSION,
+        developer_api_key: str | None = None,
+        developer_token: str | None = None,
+        session: requests.Session | None = None,
+        timeout: float = TIMEOUT,
+    ):
         if not developer_api_key and not developer_token:
             raise ValueError("a developer API key or a developer token is needed to manage action definitions")
         self.base = api_base_url.rstrip("/")
@@ -156,12 +183,18 @@ class DefinitionsApi:
         raise PublishError(f"HubSpot kept paging the action definitions after {MAX_PAGES} pages; giving up.")
 
     def create(self, payload: dict, *, action: str) -> dict:
-        return self._request("POST", self.prefix, json=payload, doing=f"create the definition of {action}",
-                             action=action)
+        return self._request(
+            "POST", self.prefix, json=payload, doing=f"create the definition of {action}", action=action
+        )
 
     def update(self, definition_id: str, payload: dict, *, action: str) -> dict:
-        return self._request("PATCH", f"{self.prefix}/{definition_id}", json=payload,
-                             doing=f"update definition {definition_id} ({action})", action=action)
+        return self._request(
+            "PATCH",
+            f"{self.prefix}/{definition_id}",
+            json=payload,
+            doing=f"update definition {definition_id} ({action})",
+            action=action,
+        )
 
     def _request(self, method: str, path: str, *, doing: str, action: str | None = None, **kwargs) -> dict:
         params = dict(kwargs.pop("params", None) or {})
@@ -174,19 +207,27 @@ class DefinitionsApi:
         try:
             response = self.session.request(method, url, params=params, headers=headers, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
-            raise PublishError(f"Could not reach HubSpot at {self.base} to {doing}: {self._redact(str(exc))}",
-                               action=action) from exc
+            raise PublishError(
+                f"Could not reach HubSpot at {self.base} to {doing}: {self._redact(str(exc))}", action=action
+            ) from exc
         if response.status_code >= 400:
             message = hubspot_message(response)
-            raise PublishError(f"HubSpot refused to {doing} (HTTP {response.status_code}): {message}",
-                               hubspot_message=message, status=response.status_code, action=action)
+            raise PublishError(
+                f"HubSpot refused to {doing} (HTTP {response.status_code}): {message}",
+                hubspot_message=message,
+                status=response.status_code,
+                action=action,
+            )
         if not response.content:
             return {}
         try:
             body = response.json()
         except ValueError as exc:
-            raise PublishError(f"HubSpot answered {method} {path} with something other than JSON.",
-                               status=response.status_code, action=action) from exc
+            raise PublishError(
+                f"HubSpot answered {method} {path} with something other than JSON.",
+                status=response.status_code,
+                action=action,
+            ) from exc
         return body if isinstance(body, dict) else {}
 
     def _redact(self, text: str) -> str:
@@ -202,8 +243,11 @@ def hubspot_message(response: requests.Response) -> str:
     if not isinstance(body, dict):
         return str(body)[:500]
     message = str(body.get("message") or response.reason or "no message")
-    details = [str(error.get("message")) for error in body.get("errors") or []
-               if isinstance(error, dict) and error.get("message") and error.get("message") != message]
+    details = [
+        str(error.get("message"))
+        for error in body.get("errors") or []
+        if isinstance(error, dict) and error.get("message") and error.get("message") != message
+    ]
     return message + ("; " + "; ".join(details) if details else "")
 
 
@@ -217,7 +261,9 @@ def export_project(*, app_definition: AppDefinition, public_url: str, directory)
     app = app_definition.app
     files = {
         directory / "hsproject.json": {
-            "name": app.get("projectName") or app["name"], "srcDir": "src", "platformVersion": PLATFORM_VERSION,
+            "name": app.get("projectName") or app["name"],
+            "srcDir": "src",
+            "platformVersion": PLATFORM_VERSION,
         },
         directory / "src" / "app" / "app-hsmeta.json": app_hsmeta(app, public_url),
     }

@@ -14,7 +14,7 @@ import requests
 from quickbooks import QuickBooks
 from quickbooks import exceptions as qb_exceptions
 
-from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TRANSIENT_FAULT_CODES, TransientError
+from actions.errors import TRANSIENT_FAULT_CODES, QuickBooksAuthExpired, QuickBooksFault, TransientError
 from app.http import send
 
 PREFERENCES_TTL = 300.0  # seconds; settings such as revenue recognition rarely change
@@ -32,14 +32,30 @@ class BearerSession:
         self.last_response = None  # python-quickbooks drops a fault's `element`; we read it from here
 
     def request(self, method, url, headers=None, params=None, data=None):
-        self.last_response = send(self.http, method, url, service="QuickBooks", timeout=self.timeout,
-                                  headers=headers, params=params, data=data)
+        self.last_response = send(
+            self.http,
+            method,
+            url,
+            service="QuickBooks",
+            timeout=self.timeout,
+            headers=headers,
+            params=params,
+            data=data,
+        )
         return self.last_response
 
 
 class BooksClient:
-    def __init__(self, *, realm_id: str, company_name: str, tokens, api_base_url: str, minor_version: int = 75,
-                 timeout: float = 30):
+    def __init__(
+        self,
+        *,
+        realm_id: str,
+        company_name: str,
+        tokens,
+        api_base_url: str,
+        minor_version: int = 75,
+        timeout: float = 30,
+    ):
         self.realm_id = realm_id
         self.company_name = company_name or realm_id
         self.tokens = tokens  # .access_token(), .refresh(rejected=...)
@@ -163,6 +179,11 @@ def books_client(connection, config) -> BooksClient:
     """The BooksClient for one stored connection, with its tokens refreshed on demand."""
     from app.quickbooks.oauth import ConnectionTokens
 
-    return BooksClient(realm_id=connection.realm_id, company_name=connection.company_name,
-                       tokens=ConnectionTokens(connection, config), api_base_url=config["QBO_API_BASE_URL"],
-                       minor_version=config["QBO_MINOR_VERSION"], timeout=config["HTTP_TIMEOUT"])
+    return BooksClient(
+        realm_id=connection.realm_id,
+        company_name=connection.company_name,
+        tokens=ConnectionTokens(connection, config),
+        api_base_url=config["QBO_API_BASE_URL"],
+        minor_version=config["QBO_MINOR_VERSION"],
+        timeout=config["HTTP_TIMEOUT"],
+    )

@@ -8,7 +8,6 @@ import json
 import threading
 
 import requests
-
 from intuitlib.client import AuthClient
 from intuitlib.enums import Scopes
 from intuitlib.exceptions import AuthClientError
@@ -39,8 +38,12 @@ def auth_client(config, **tokens) -> AuthClient:
         if key not in _prototypes:
             TimedAuthClient.timeout = config["HTTP_TIMEOUT"]
             try:
-                _prototypes[key] = TimedAuthClient(config["QBO_CLIENT_ID"], config["QBO_CLIENT_SECRET"],
-                                                   config["PUBLIC_URL"] + CALLBACK_PATH, config["QBO_ENVIRONMENT"])
+                _prototypes[key] = TimedAuthClient(
+                    config["QBO_CLIENT_ID"],
+                    config["QBO_CLIENT_SECRET"],
+                    config["PUBLIC_URL"] + CALLBACK_PATH,
+                    config["QBO_ENVIRONMENT"],
+                )
             except (AuthClientError, OSError) as exc:
                 raise TransientError(f"Intuit's discovery document could not be read ({exc})") from exc
     client = fresh_copy(_prototypes[key])
@@ -109,7 +112,8 @@ class ConnectionTokens:
 
     def refresh(self, rejected: str | None) -> str:
         self._token, self._expires_at = refresh_single_flight(
-            QuickBooksConnection, self.connection_id, rejected=rejected, refresh=self._renew)
+            QuickBooksConnection, self.connection_id, rejected=rejected, refresh=self._renew
+        )
         return self._token
 
     def _renew(self, connection: QuickBooksConnection) -> None:

@@ -68,6 +68,7 @@ def notice(label: str) -> Page:
 
 # -- which company ---------------------------------------------------------------------------------------
 
+
 def pick_connection(connections, chosen_realm: str = ""):
     """The connection the dropdown lists from: the chosen company, else the portal's only one."""
     if not connections:
@@ -75,8 +76,10 @@ def pick_connection(connections, chosen_realm: str = ""):
     if chosen_realm:
         connection = next((c for c in connections if c.realm_id == chosen_realm), None)
         if connection is None:
-            raise NoOptions(f"The chosen QuickBooks account ({chosen_realm[:40]}) is not connected to this "
-                            "HubSpot account: pick another QuickBooks account")
+            raise NoOptions(
+                f"The chosen QuickBooks account ({chosen_realm[:40]}) is not connected to this "
+                "HubSpot account: pick another QuickBooks account"
+            )
     elif len(connections) > 1:
         raise NoOptions(PICK_ACCOUNT_FIRST)
     else:
@@ -91,6 +94,7 @@ def reconnect_label(company: str) -> str:
 
 
 # -- the fields ------------------------------------------------------------------------------------------
+
 
 def quickbooks_account(connections) -> Page:
     """The portal's connected companies; no QuickBooks call, so no cache either."""
@@ -127,8 +131,12 @@ def products(books, q: str = "", start: int = 1) -> Page:
     items, after = read_page(books, "Item", where, order="Name", start=start)
     options = [option(i.get("FullyQualifiedName") or i["Name"], i["Id"], item_description(i)) for i in items]
     if start == 1 and q.lower() in LINE_ITEMS_LABEL.lower():
-        options.insert(0, option(LINE_ITEMS_LABEL, LINE_ITEMS_VALUE,
-                                 "Match each line item to a QuickBooks product by SKU, then by name"))
+        options.insert(
+            0,
+            option(
+                LINE_ITEMS_LABEL, LINE_ITEMS_VALUE, "Match each line item to a QuickBooks product by SKU, then by name"
+            ),
+        )
     return Page(options, after=after, searchable=True)
 
 
@@ -161,11 +169,13 @@ def deposit_account(books, q: str = "", start: int = 1) -> Page:
 
 
 def accounts(books, account_types: tuple[str, ...]) -> Page:
-    rows = books.query(f"SELECT * FROM Account WHERE AccountType IN {literal_list(account_types)} "
-                       f"AND Active = true MAXRESULTS {LIST_LIMIT}")
-    return Page(sorted_by_label([
-        option(a.get("FullyQualifiedName") or a["Name"], a["Id"], a.get("AccountType")) for a in rows
-    ]))
+    rows = books.query(
+        f"SELECT * FROM Account WHERE AccountType IN {literal_list(account_types)} "
+        f"AND Active = true MAXRESULTS {LIST_LIMIT}"
+    )
+    return Page(
+        sorted_by_label([option(a.get("FullyQualifiedName") or a["Name"], a["Id"], a.get("AccountType")) for a in rows])
+    )
 
 
 def vendor(books, q: str = "", start: int = 1) -> Page:
@@ -187,8 +197,10 @@ def read_page(books, entity: str, where: list[str], *, order: str, start: int) -
 
     Asking for one row more than a page tells whether another page exists without a COUNT query.
     """
-    rows = books.query(f"SELECT * FROM {entity} WHERE {' AND '.join(where)} ORDERBY {order} "
-                       f"STARTPOSITION {start} MAXRESULTS {PAGE_SIZE + 1}")
+    rows = books.query(
+        f"SELECT * FROM {entity} WHERE {' AND '.join(where)} ORDERBY {order} "
+        f"STARTPOSITION {start} MAXRESULTS {PAGE_SIZE + 1}"
+    )
     after = str(start + PAGE_SIZE) if len(rows) > PAGE_SIZE else None
     return rows[:PAGE_SIZE], after
 
@@ -219,6 +231,7 @@ def start_of(after: str | None) -> int:
 
 # -- the cache -------------------------------------------------------------------------------------------
 
+
 class OptionsCache:
     """QuickBooks lists kept for a short while: the editor asks again each time a dropdown opens."""
 
@@ -244,8 +257,18 @@ class OptionsCache:
 
 # -- putting it together ---------------------------------------------------------------------------------
 
-def fetch_options(field_name: str, *, connections, books_for, cache: OptionsCache, max_age: float,
-                  chosen_realm: str = "", q: str = "", after: str | None = None) -> Page:
+
+def fetch_options(
+    field_name: str,
+    *,
+    connections,
+    books_for,
+    cache: OptionsCache,
+    max_age: float,
+    chosen_realm: str = "",
+    q: str = "",
+    after: str | None = None,
+) -> Page:
     """The page for one dropdown; `books_for(connection)` builds the BooksClient only when QuickBooks is asked."""
     q = (q or "").strip()
     try:
@@ -273,6 +296,12 @@ def read_list(field_name: str, connection, books_for, *, q: str, start: int) -> 
         log.warning("options %s for realm %s: %s", field_name, connection.realm_id, exc.reason)
         raise NoOptions(NOT_ANSWERING) from exc
     except QuickBooksFault as fault:
-        log.warning("options %s for realm %s: QuickBooks fault %s %s %s", field_name, connection.realm_id,
-                    fault.code, fault.message, fault.detail)
+        log.warning(
+            "options %s for realm %s: QuickBooks fault %s %s %s",
+            field_name,
+            connection.realm_id,
+            fault.code,
+            fault.message,
+            fault.detail,
+        )
         raise NoOptions(f"QuickBooks refused to list them: {fault.message}") from fault

@@ -23,8 +23,13 @@ class DocumentClaims:
         self.realm_id = realm_id
 
     def claim(self, action: str, object_type: str, object_id: str) -> Claim:
-        key = {"portal_id": self.portal_id, "realm_id": self.realm_id, "action": action,
-               "object_type": object_type, "object_id": str(object_id)}
+        key = {
+            "portal_id": self.portal_id,
+            "realm_id": self.realm_id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": str(object_id),
+        }
         for _ in range(MAX_RACES):  # each lap loses at most one race to another execution
             claim = self._try_claim(key)
             if claim is not None:
@@ -52,9 +57,11 @@ class DocumentClaims:
 
     def _take_over(self, session, row: DocumentClaim, owner: Execution | None) -> Claim | None:
         """The owner failed (or is gone): the claim and the owner's QuickBooks writes become ours."""
-        taken = session.execute(update(DocumentClaim).where(
-            DocumentClaim.id == row.id, DocumentClaim.execution_id == row.execution_id).values(
-            execution_id=self.execution_id))
+        taken = session.execute(
+            update(DocumentClaim)
+            .where(DocumentClaim.id == row.id, DocumentClaim.execution_id == row.execution_id)
+            .values(execution_id=self.execution_id)
+        )
         if taken.rowcount != 1:
             session.rollback()
             return None

@@ -19,8 +19,9 @@ def get_or_create_portal(session, portal_id: int) -> Portal:
 
 
 def get_connection(session, *, portal_id: int, realm_id: str) -> QuickBooksConnection | None:
-    query = select(QuickBooksConnection).where(QuickBooksConnection.portal_id == portal_id,
-                                               QuickBooksConnection.realm_id == str(realm_id))
+    query = select(QuickBooksConnection).where(
+        QuickBooksConnection.portal_id == portal_id, QuickBooksConnection.realm_id == str(realm_id)
+    )
     return session.scalars(query).first()
 
 
@@ -45,7 +46,11 @@ class MappingStore:
         self.connection_id = connection_id
 
     def _where(self, kind: str, hubspot_id: str):
-        return (Mapping.connection_id == self.connection_id, Mapping.kind == kind, Mapping.hubspot_id == str(hubspot_id))
+        return (
+            Mapping.connection_id == self.connection_id,
+            Mapping.kind == kind,
+            Mapping.hubspot_id == str(hubspot_id),
+        )
 
     def get(self, kind: str, hubspot_id: str) -> str | None:
         with self.database.new_session() as session:
@@ -58,8 +63,14 @@ class MappingStore:
         with self.database.write_session() as session:
             row = session.scalars(select(Mapping).where(*self._where(kind, hubspot_id))).first()
             if row is None:
-                session.add(Mapping(connection_id=self.connection_id, kind=kind, hubspot_id=str(hubspot_id),
-                                    quickbooks_id=str(quickbooks_id)))
+                session.add(
+                    Mapping(
+                        connection_id=self.connection_id,
+                        kind=kind,
+                        hubspot_id=str(hubspot_id),
+                        quickbooks_id=str(quickbooks_id),
+                    )
+                )
             else:
                 row.quickbooks_id = str(quickbooks_id)
             try:

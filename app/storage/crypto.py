@@ -23,8 +23,10 @@ def decrypt(value: str) -> str:
     try:
         return _require().decrypt(value.encode()).decode()
     except InvalidToken as exc:
-        raise TokenDecryptionError("a stored token cannot be decrypted: was TOKEN_ENCRYPTION_KEY changed "
-                                   "without keeping the old key after the new one?") from exc
+        raise TokenDecryptionError(
+            "a stored token cannot be decrypted: was TOKEN_ENCRYPTION_KEY changed "
+            "without keeping the old key after the new one?"
+        ) from exc
 
 
 def _require() -> MultiFernet:

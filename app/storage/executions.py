@@ -1,6 +1,6 @@
 """Execution services: idempotent record, atomic claims, outcomes. One read or write each."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,10 @@ def get_by_callback(session, *, portal_id: int, callback_id: str) -> Execution |
 
 
 def get_or_create_execution(session, *, portal_id: int, callback_id: str, expires_in: timedelta, **fields):
-    """Insert the execution unless (portal, callbackId) is known; concurrent deliveries race safely on the unique key."""
+    """Insert the execution unless (portal, callbackId) is known.
+
+    Concurrent deliveries race safely on the unique key.
+    """
     existing = get_by_callback(session, portal_id=portal_id, callback_id=callback_id)
     if existing:
         return existing, False
@@ -39,10 +42,14 @@ def get_or_create_execution(session, *, portal_id: int, callback_id: str, expire
 def claim_for_run(session, execution_id: int) -> bool:
     """Take the execution for one run: pending, or running under a lease that ran out (a crashed worker)."""
     now = utcnow()
-    claimable = or_(Execution.status == Execution.PENDING,
-                    and_(Execution.status == Execution.RUNNING, Execution.lease_until < now))
-    result = session.execute(update(Execution).where(Execution.id == execution_id, claimable).values(
-        status=Execution.RUNNING, lease_until=now + RUN_LEASE, attempts=Execution.attempts + 1, updated_at=now))
+    claimable = or_(
+        Execution.status == Execution.PENDING, and_(Execution.status == Execution.RUNNING, Execution.lease_until < now)
+    )
+    result = session.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, claimable)
+        .values(status=Execution.RUNNING, lease_until=now + RUN_LEASE, attempts=Execution.attempts + 1, updated_at=now)
+    )
     session.commit()
     return result.rowcount == 1
 
@@ -51,9 +58,11 @@ def claim_for_callback(session, execution_id: int) -> bool:
     """Take a finished execution for one completion attempt, so two workers never complete it twice at once."""
     now = utcnow()
     free = or_(Execution.lease_until.is_(None), Execution.lease_until < now)
-    result = session.execute(update(Execution).where(
-        Execution.id == execution_id, Execution.status == Execution.FINISHED, free).values(
-        lease_until=now + CALLBACK_LEASE, callback_attempts=Execution.callback_attempts + 1, updated_at=now))
+    result = session.execute(
+        update(Execution)
+        .where(Execution.id == execution_id, Execution.status == Execution.FINISHED, free)
+        .values(lease_until=now + CALLBACK_LEASE, callback_attempts=Execution.callback_attempts + 1, updated_at=now)
+    )
     session.commit()
     return result.rowcount == 1
 
@@ -79,7 +88,7 @@ def postpone(execution: Execution, *, delay: float, status: str, error: str = ""
 
 
 def is_due(execution: Execution, now: datetime | None = None) -> bool:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return execution.next_run_at is None or execution.next_run_at <= now
 
 

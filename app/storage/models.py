@@ -1,6 +1,6 @@
 """The tables: HubSpot portals, their QuickBooks connections, executions, and remembered mappings."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -9,7 +9,7 @@ from app.storage.crypto import EncryptedText
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -20,14 +20,14 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
             if dialect.name == "sqlite":
                 value = value.replace(tzinfo=None)  # stored as text: keep one comparable format
         return value
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
@@ -51,7 +51,9 @@ class Portal(Base):
     installed_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    connections: Mapped[list["QuickBooksConnection"]] = relationship(back_populates="portal", order_by="QuickBooksConnection.id")
+    connections: Mapped[list["QuickBooksConnection"]] = relationship(
+        back_populates="portal", order_by="QuickBooksConnection.id"
+    )
 
 
 class QuickBooksConnection(Base):
@@ -141,8 +143,9 @@ class DocumentClaim(Base):
     """
 
     __tablename__ = "document_claims"
-    __table_args__ = (UniqueConstraint("portal_id", "realm_id", "action", "object_type", "object_id",
-                                       name="uq_document_claim"),)
+    __table_args__ = (
+        UniqueConstraint("portal_id", "realm_id", "action", "object_type", "object_id", name="uq_document_claim"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     portal_id: Mapped[int] = mapped_column(BigInteger)

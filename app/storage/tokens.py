@@ -1,6 +1,6 @@
 """One token refresh at a time per row, across threads and processes, with the database as the lock."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
@@ -11,7 +11,7 @@ EXPIRY_MARGIN = timedelta(minutes=5)
 
 
 def expires_soon(expires_at: datetime | None) -> bool:
-    return expires_at is None or expires_at - EXPIRY_MARGIN <= datetime.now(timezone.utc)
+    return expires_at is None or expires_at - EXPIRY_MARGIN <= datetime.now(UTC)
 
 
 def refresh_single_flight(model, row_id, *, rejected: str | None, refresh) -> tuple[str, datetime | None]:
@@ -35,4 +35,4 @@ def refresh_single_flight(model, row_id, *, rejected: str | None, refresh) -> tu
 
 
 def expiry_from(seconds) -> datetime | None:
-    return datetime.now(timezone.utc) + timedelta(seconds=int(seconds)) if seconds else None
+    return datetime.now(UTC) + timedelta(seconds=int(seconds)) if seconds else None

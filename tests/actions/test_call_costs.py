@@ -68,26 +68,42 @@ EXPECTED = {
     ("create_refund_receipt", "COMMERCE_PAYMENT"): (6, 4, 5, 5),
 }
 
+
 # Which calls those are, ids left out (compared in any order): the counts alone would miss a warm run that
 # trades its remembered customer read for a customer lookup, which costs the same one request.
 def sales_quickbooks(document: str, *, payment: bool = False, cold: bool) -> list[str]:
     method = ["POST /query [PaymentMethod]"] if payment else []  # looked up on every run, never remembered
     if cold:
-        return ["GET /preferences", "POST /batch [Item, Item]", "POST /batch [Customer, Customer, Vendor, Employee]",
-                "POST /customer", *method, *document]
+        return [
+            "GET /preferences",
+            "POST /batch [Item, Item]",
+            "POST /batch [Customer, Customer, Vendor, Employee]",
+            "POST /customer",
+            *method,
+            *document,
+        ]
     return ["POST /batch [Item, Item, Item]", "GET /customer/{id}", *method, *document]
 
 
 def sales_hubspot(path: str) -> list[str]:
-    return [f"GET {path}/{{id}}", f"GET {path}/{{id}}/associations/line_items", "POST line_items/batch/read",
-            f"GET {path}/{{id}}/associations/contacts", "GET contacts/{id}"]
+    return [
+        f"GET {path}/{{id}}",
+        f"GET {path}/{{id}}/associations/line_items",
+        "POST line_items/batch/read",
+        f"GET {path}/{{id}}/associations/contacts",
+        "GET contacts/{id}",
+    ]
 
 
 def sales_calls(document, object_type, payment=False):
     documents = [document] if isinstance(document, str) else document
     hubspot = sales_hubspot(CRM_PATHS[object_type])
-    return (sales_quickbooks(documents, payment=payment, cold=True),
-            sales_quickbooks(documents, payment=payment, cold=False), hubspot, hubspot)
+    return (
+        sales_quickbooks(documents, payment=payment, cold=True),
+        sales_quickbooks(documents, payment=payment, cold=False),
+        hubspot,
+        hubspot,
+    )
 
 
 EXPECTED_CALLS = {
@@ -98,20 +114,23 @@ EXPECTED_CALLS = {
     ("create_sales_receipt", "DEAL"): sales_calls("POST /salesreceipt", "DEAL"),
     ("create_sales_receipt", "QUOTE"): sales_calls("POST /salesreceipt", "QUOTE"),
     ("create_sales_receipt", "COMMERCE_PAYMENT"): sales_calls("POST /salesreceipt", "COMMERCE_PAYMENT", payment=True),
-    ("create_paid_invoice", "COMMERCE_PAYMENT"): sales_calls(["POST /invoice", "POST /payment"], "COMMERCE_PAYMENT",
-                                                             payment=True),
+    ("create_paid_invoice", "COMMERCE_PAYMENT"): sales_calls(
+        ["POST /invoice", "POST /payment"], "COMMERCE_PAYMENT", payment=True
+    ),
     ("create_expense", "COMMERCE_PAYMENT"): (
         ["GET /account/{id}", "POST /batch [Customer, Vendor, Employee]", "POST /vendor", "POST /purchase"],
         ["GET /account/{id}", "GET /vendor/{id}", "POST /purchase"],
-        ["GET commerce_payments/{id}"], ["GET commerce_payments/{id}"]),
-    ("create_refund_receipt", "COMMERCE_PAYMENT"): sales_calls("POST /refundreceipt", "COMMERCE_PAYMENT",
-                                                               payment=True),
+        ["GET commerce_payments/{id}"],
+        ["GET commerce_payments/{id}"],
+    ),
+    ("create_refund_receipt", "COMMERCE_PAYMENT"): sales_calls("POST /refundreceipt", "COMMERCE_PAYMENT", payment=True),
 }
 
 MEASURED: dict[tuple[str, str], Cost] = {}
 
 
 # -- what counts -------------------------------------------------------------------------------------------
+
 
 def is_counted_hubspot_request(request) -> bool:
     """Everything the action itself asks HubSpot: not the token plumbing, not the callback completion."""
@@ -149,6 +168,7 @@ def sql_entity(sql: str) -> str:
 
 # -- records -----------------------------------------------------------------------------------------------
 
+
 def seed_first(portal, fake_quickbooks, object_type: str, refunded: bool) -> tuple[str, str]:
     """The first record (and the QuickBooks items it bills): its id and its contact's id."""
     if object_type == "DEAL":
@@ -156,8 +176,9 @@ def seed_first(portal, fake_quickbooks, object_type: str, refunded: bool) -> tup
         return deal.deal_id, deal.contact_id
     if object_type == "QUOTE":
         quote = seed_quote(portal, fake_quickbooks)
-        contact_id = add_contact(portal, quote.deal_id, object_type="quotes", email=EMAIL, firstname="Ann",
-                                 lastname="Lee")
+        contact_id = add_contact(
+            portal, quote.deal_id, object_type="quotes", email=EMAIL, firstname="Ann", lastname="Lee"
+        )
         return quote.deal_id, contact_id
     payment = seed_payment(portal, fake_quickbooks, email=EMAIL)
     if refunded:
@@ -170,12 +191,19 @@ def seed_second(portal, object_type: str, contact_id: str, refunded: bool) -> st
     if object_type == "DEAL":
         record_id = portal.add("deals", {"dealname": "Acme expansion", "amount": "450", "closedate": "2026-12-15"})
     elif object_type == "QUOTE":
-        record_id = portal.add("quotes", {"hs_title": "Acme quote 2", "hs_quote_amount": "450",
-                                          "hs_quote_number": "Q-2026-18"})
+        record_id = portal.add(
+            "quotes", {"hs_title": "Acme quote 2", "hs_quote_amount": "450", "hs_quote_number": "Q-2026-18"}
+        )
     else:
-        record_id = portal.add("commerce_payments", {**PAYMENT_PROPERTIES, "hs_reference_number": "HSP-9Q8W7",
-                                                     "hs_initiated_date": "2026-12-01T10:00:00Z",
-                                                     "hs_payout_date": "2026-12-03"})
+        record_id = portal.add(
+            "commerce_payments",
+            {
+                **PAYMENT_PROPERTIES,
+                "hs_reference_number": "HSP-9Q8W7",
+                "hs_initiated_date": "2026-12-01T10:00:00Z",
+                "hs_payout_date": "2026-12-03",
+            },
+        )
         if refunded:
             portal.update("commerce_payments", record_id, refund_properties())
     path = CRM_PATHS[object_type]
@@ -210,18 +238,25 @@ def measure(action, object_type, *, portal, books, fake_quickbooks, fake_hubspot
         since = len(fake_hubspot.requests)
         fields = action_for(action, record_id, object_type, **inputs)
         outputs.append(fields)
-        runs.append(Run(quickbooks=quickbooks_calls(fake_quickbooks),
-                        quickbooks_detail=described_quickbooks_calls(fake_quickbooks),
-                        hubspot=hubspot_calls(fake_hubspot, since)))
+        runs.append(
+            Run(
+                quickbooks=quickbooks_calls(fake_quickbooks),
+                quickbooks_detail=described_quickbooks_calls(fake_quickbooks),
+                hubspot=hubspot_calls(fake_hubspot, since),
+            )
+        )
     return Cost(action, object_type, runs[0], runs[1], outputs)
 
 
 # -- the table ---------------------------------------------------------------------------------------------
 
+
 def format_table(costs) -> str:
     """The cost table as markdown, then every call of every run."""
-    lines = ["| action | record | QuickBooks cold | QuickBooks warm | HubSpot cold | HubSpot warm |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "| action | record | QuickBooks cold | QuickBooks warm | HubSpot cold | HubSpot warm |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for cost in costs:
         qc, qw, hc, hw = cost.counts()
         lines.append(f"| {cost.action} | {cost.record} | {qc} | {qw} | {hc} | {hw} |")
@@ -244,10 +279,12 @@ def without_ids(call: str) -> str:
 
 def shapes(cost: Cost) -> tuple[list[str], ...]:
     """The calls of each run without record ids, sorted: (QuickBooks cold, warm, HubSpot cold, warm)."""
-    return (sorted(without_ids(c) for c in cost.cold.quickbooks_detail),
-            sorted(without_ids(c) for c in cost.warm.quickbooks_detail),
-            sorted(without_ids(short(c)) for c in cost.cold.hubspot),
-            sorted(without_ids(short(c)) for c in cost.warm.hubspot))
+    return (
+        sorted(without_ids(c) for c in cost.cold.quickbooks_detail),
+        sorted(without_ids(c) for c in cost.warm.quickbooks_detail),
+        sorted(without_ids(short(c)) for c in cost.cold.hubspot),
+        sorted(without_ids(short(c)) for c in cost.warm.hubspot),
+    )
 
 
 def print_table(costs=None) -> None:
@@ -264,9 +301,13 @@ def call_cost_table():
 
 
 CASES = [
-    ("create_invoice", "DEAL"), ("create_invoice", "QUOTE"),
-    ("create_estimate", "DEAL"), ("create_estimate", "QUOTE"),
-    ("create_sales_receipt", "DEAL"), ("create_sales_receipt", "QUOTE"), ("create_sales_receipt", "COMMERCE_PAYMENT"),
+    ("create_invoice", "DEAL"),
+    ("create_invoice", "QUOTE"),
+    ("create_estimate", "DEAL"),
+    ("create_estimate", "QUOTE"),
+    ("create_sales_receipt", "DEAL"),
+    ("create_sales_receipt", "QUOTE"),
+    ("create_sales_receipt", "COMMERCE_PAYMENT"),
     ("create_paid_invoice", "COMMERCE_PAYMENT"),
     ("create_expense", "COMMERCE_PAYMENT"),
     ("create_refund_receipt", "COMMERCE_PAYMENT"),
@@ -275,16 +316,22 @@ CASES = [
 
 @pytest.mark.parametrize("action, object_type", CASES)
 def test_call_cost(action, object_type, portal, books, fake_quickbooks, fake_hubspot, action_for):
-    cost = measure(action, object_type, portal=portal, books=books, fake_quickbooks=fake_quickbooks,
-                   fake_hubspot=fake_hubspot, action_for=action_for)
+    cost = measure(
+        action,
+        object_type,
+        portal=portal,
+        books=books,
+        fake_quickbooks=fake_quickbooks,
+        fake_hubspot=fake_hubspot,
+        action_for=action_for,
+    )
     MEASURED[(action, object_type)] = cost
     print_table([cost])
 
     assert [o["hs_execution_state"] for o in cost.outputs] == ["SUCCESS", "SUCCESS"], cost.outputs
     assert cost.outputs[0]["quickbooks_document_id"] != cost.outputs[1]["quickbooks_document_id"]
     assert cost.counts() == EXPECTED[(action, object_type)], format_table([cost])
-    assert shapes(cost) == tuple(sorted(calls) for calls in EXPECTED_CALLS[(action, object_type)]), \
-        format_table([cost])
+    assert shapes(cost) == tuple(sorted(calls) for calls in EXPECTED_CALLS[(action, object_type)]), format_table([cost])
 
 
 def test_every_case_has_its_expected_cost():

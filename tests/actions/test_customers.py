@@ -13,9 +13,6 @@ from tests.scenarios import add_contact, configure, quickbooks_calls, seed_deal,
 PATH = "/hubspot/actions/create_invoice"
 
 
-
-
-
 def billed(books, fields) -> dict:
     assert fields["hs_execution_state"] == "SUCCESS", fields
     invoice = books.get("Invoice", fields["quickbooks_document_id"])
@@ -30,11 +27,13 @@ def failed(fields, code) -> str:
 
 # -- which contact ---------------------------------------------------------------------------------------
 
+
 def test_first_associated_contact_is_the_lowest_contact_id(portal, fake_quickbooks, books, invoice_for):
     deal = seed_deal(portal, fake_quickbooks)  # its contact is 101
     for contact_id, name in ((300, "Cy"), (5, "Eve"), (200, "Bo")):  # the fake lists newest first: 200, 5, 300, 101
-        portal.add("contacts", {"email": f"{name.lower()}@acme.test", "firstname": name, "lastname": "Lee"},
-                   id=contact_id)
+        portal.add(
+            "contacts", {"email": f"{name.lower()}@acme.test", "firstname": name, "lastname": "Lee"}, id=contact_id
+        )
         portal.associate("deals", deal.deal_id, "contacts", contact_id)
 
     customer = billed(books, invoice_for(deal.deal_id))
@@ -84,8 +83,16 @@ def test_primary_company_missing_is_contact_missing(portal, fake_quickbooks, inv
 def test_quote_signer_is_billed_and_the_quote_line_items_used(portal, fake_quickbooks, books, invoice_for):
     quote = seed_quote(portal, fake_quickbooks)
     add_contact(portal, quote.deal_id, object_type="quotes", email="buyer@acme.test", firstname="Bea", lastname="Buyer")
-    add_contact(portal, quote.deal_id, object_type="quotes", type_id=702, label="Signer", email="signer@acme.test",
-                firstname="Sid", lastname="Signer")
+    add_contact(
+        portal,
+        quote.deal_id,
+        object_type="quotes",
+        type_id=702,
+        label="Signer",
+        email="signer@acme.test",
+        firstname="Sid",
+        lastname="Signer",
+    )
 
     fields = invoice_for(quote.deal_id, object_type="QUOTE", customer="quote_signer")
 
@@ -93,8 +100,11 @@ def test_quote_signer_is_billed_and_the_quote_line_items_used(portal, fake_quick
     assert customer["DisplayName"] == "Sid Signer"
     invoice = books.get("Invoice", fields["quickbooks_document_id"])
     assert float(invoice["TotalAmt"]) == 450.0
-    assert [line["SalesItemLineDetail"]["ItemRef"]["value"] for line in invoice["Line"]
-            if line["DetailType"] == "SalesItemLineDetail"] == [quote.widget_id, quote.service_id]
+    assert [
+        line["SalesItemLineDetail"]["ItemRef"]["value"]
+        for line in invoice["Line"]
+        if line["DetailType"] == "SalesItemLineDetail"
+    ] == [quote.widget_id, quote.service_id]
     assert f"HubSpot quote {quote.deal_id}" in invoice["PrivateNote"]
 
 
@@ -112,12 +122,14 @@ def test_quote_without_signer_bills_its_first_contact_and_says_so(app, portal, f
     assert any("has no signer; billing its first contact" in note for note in execution.notes)
 
 
-@pytest.mark.parametrize("customer_input, object_type", [
-    ("first_associated_contact", "DEAL"),
-    ("quote_signer", "QUOTE"),
-])
-def test_record_without_contacts_is_contact_missing(portal, fake_quickbooks, invoice_for, customer_input,
-                                                    object_type):
+@pytest.mark.parametrize(
+    "customer_input, object_type",
+    [
+        ("first_associated_contact", "DEAL"),
+        ("quote_signer", "QUOTE"),
+    ],
+)
+def test_record_without_contacts_is_contact_missing(portal, fake_quickbooks, invoice_for, customer_input, object_type):
     if object_type == "QUOTE":
         record_id = seed_quote(portal, fake_quickbooks).deal_id
     else:
@@ -132,11 +144,13 @@ def test_record_without_contacts_is_contact_missing(portal, fake_quickbooks, inv
 
 # -- legacy matching ---------------------------------------------------------------------------------------
 
+
 def test_legacy_matches_first_name_last_name_and_email(app, portal, fake_quickbooks, books, invoice_for):
     configure(app, contact_matching="legacy")
     deal = seed_deal(portal, fake_quickbooks, email="ann.lee@acme.test")
-    existing = books.add_customer(DisplayName="Lee, Ann", GivenName="ann", FamilyName="LEE",
-                                  PrimaryEmailAddr="Ann.Lee@acme.test")
+    existing = books.add_customer(
+        DisplayName="Lee, Ann", GivenName="ann", FamilyName="LEE", PrimaryEmailAddr="Ann.Lee@acme.test"
+    )
 
     customer = billed(books, invoice_for(deal.deal_id))
 
@@ -147,8 +161,9 @@ def test_legacy_matches_first_name_last_name_and_email(app, portal, fake_quickbo
 def test_legacy_same_email_different_name_creates_a_new_customer(app, portal, fake_quickbooks, books, invoice_for):
     configure(app, contact_matching="legacy")
     deal = seed_deal(portal, fake_quickbooks, email="ann.lee@acme.test", firstname="Anna", lastname="Lee")
-    existing = books.add_customer(DisplayName="Ann Lee", GivenName="Ann", FamilyName="Lee",
-                                  PrimaryEmailAddr="ann.lee@acme.test")
+    existing = books.add_customer(
+        DisplayName="Ann Lee", GivenName="Ann", FamilyName="Lee", PrimaryEmailAddr="ann.lee@acme.test"
+    )
 
     customer = billed(books, invoice_for(deal.deal_id))
 
@@ -158,14 +173,18 @@ def test_legacy_same_email_different_name_creates_a_new_customer(app, portal, fa
 
 
 def test_legacy_ignores_the_sync_filters(app, portal, fake_quickbooks, books, invoice_for):
-    configure(app, contact_matching="legacy",
-              contact_sync_filters=[{"property": "lifecyclestage", "operator": "eq", "value": "customer"}])
+    configure(
+        app,
+        contact_matching="legacy",
+        contact_sync_filters=[{"property": "lifecyclestage", "operator": "eq", "value": "customer"}],
+    )
     deal = seed_deal(portal, fake_quickbooks)
 
     assert billed(books, invoice_for(deal.deal_id))["DisplayName"] == "Ann Lee"
 
 
 # -- email matching ----------------------------------------------------------------------------------------
+
 
 def test_email_matches_exactly_ignoring_case(portal, fake_quickbooks, books, invoice_for):
     deal = seed_deal(portal, fake_quickbooks, email="ann.lee@acme.test")
@@ -187,16 +206,21 @@ def test_a_different_address_is_no_match(portal, fake_quickbooks, books, invoice
     assert (customer["DisplayName"], customer["PrimaryEmailAddr"]["Address"]) == ("Ann Lee", "ann.lee@acme.test")
 
 
-@pytest.mark.parametrize("others, chosen, reason", [
-    # (DisplayName, Active) in creation order (oldest first); `chosen` is an index into them.
-    ([("Ann Lee", False), ("Lee Consulting", True)], 1, "the only active one"),
-    ([("Lee Consulting", True), ("Ann Lee", True)], 1, "active and named like the HubSpot record"),
-    ([("Lee Consulting", True), ("Acme AP", True)], 0, "the oldest of the equally good matches"),
-])
+@pytest.mark.parametrize(
+    "others, chosen, reason",
+    [
+        # (DisplayName, Active) in creation order (oldest first); `chosen` is an index into them.
+        ([("Ann Lee", False), ("Lee Consulting", True)], 1, "the only active one"),
+        ([("Lee Consulting", True), ("Ann Lee", True)], 1, "active and named like the HubSpot record"),
+        ([("Lee Consulting", True), ("Acme AP", True)], 0, "the oldest of the equally good matches"),
+    ],
+)
 def test_several_customers_with_the_email(app, portal, fake_quickbooks, books, invoice_for, others, chosen, reason):
     deal = seed_deal(portal, fake_quickbooks)
-    created = [books.add_customer(DisplayName=name, Active=active, PrimaryEmailAddr="ann.lee@acme.test")
-               for name, active in others]
+    created = [
+        books.add_customer(DisplayName=name, Active=active, PrimaryEmailAddr="ann.lee@acme.test")
+        for name, active in others
+    ]
 
     customer = billed(books, invoice_for(deal.deal_id))
 
@@ -231,8 +255,13 @@ def test_a_company_refusing_the_email_filter_is_searched_page_by_page(portal, fa
     deal = seed_deal(portal, fake_quickbooks)
     existing = books.add_customer(DisplayName="Lee, Ann", PrimaryEmailAddr="Ann.Lee@acme.test")
     books.add_customer(DisplayName="Someone else", PrimaryEmailAddr="bob@acme.test")
-    fake_quickbooks.fail_next("POST /batch", status=400, code="4001", message="Invalid query",
-                              detail="QueryValidationError: property 'PrimaryEmailAddr' is not queryable")
+    fake_quickbooks.fail_next(
+        "POST /batch",
+        status=400,
+        code="4001",
+        message="Invalid query",
+        detail="QueryValidationError: property 'PrimaryEmailAddr' is not queryable",
+    )
 
     customer = billed(books, invoice_for(deal.deal_id, products=deal.widget_id))  # no line-item batch first
 
@@ -242,6 +271,7 @@ def test_a_company_refusing_the_email_filter_is_searched_page_by_page(portal, fa
 
 
 # -- remembered mappings -----------------------------------------------------------------------------------
+
 
 def customer_lookups(fake_quickbooks) -> list:
     return [r for r in fake_quickbooks.requests if "from customer" in (r.body or "").lower()]
@@ -270,15 +300,18 @@ def test_remembered_customer_made_inactive_is_resolved_again(app, portal, fake_q
     second = billed(books, invoice_for(deal.deal_id))
 
     assert second["Id"] == replacement["Id"]
-    assert any(f"QuickBooks customer {first['Id']}, remembered for Ann Lee" in note and "matching again" in note
-               for note in stored_executions(app)[1].notes)
+    assert any(
+        f"QuickBooks customer {first['Id']}, remembered for Ann Lee" in note and "matching again" in note
+        for note in stored_executions(app)[1].notes
+    )
     fake_quickbooks.reset_requests()
     assert billed(books, invoice_for(deal.deal_id))["Id"] == replacement["Id"]  # the new match is remembered
     assert customer_lookups(fake_quickbooks) == []
 
 
-def test_remembered_customer_that_is_gone_is_resolved_again(app, portal, connection, fake_quickbooks, books,
-                                                            invoice_for):
+def test_remembered_customer_that_is_gone_is_resolved_again(
+    app, portal, connection, fake_quickbooks, books, invoice_for
+):
     deal = seed_deal(portal, fake_quickbooks)
     with app.app_context():
         MappingStore(db, connection).remember("contact", deal.contact_id, "99999")  # no such customer any more
@@ -293,6 +326,7 @@ def test_remembered_customer_that_is_gone_is_resolved_again(app, portal, connect
 
 # -- display names -----------------------------------------------------------------------------------------
 
+
 def test_name_taken_by_a_vendor_gets_the_email(portal, fake_quickbooks, books, invoice_for, app):
     deal = seed_deal(portal, fake_quickbooks)
     books.add_vendor(DisplayName="Ann Lee")
@@ -300,8 +334,9 @@ def test_name_taken_by_a_vendor_gets_the_email(portal, fake_quickbooks, books, i
     customer = billed(books, invoice_for(deal.deal_id))
 
     assert customer["DisplayName"] == "Ann Lee (ann.lee@acme.test)"
-    assert any("'Ann Lee' is taken; using 'Ann Lee (ann.lee@acme.test)'" in note
-               for note in stored_executions(app)[0].notes)
+    assert any(
+        "'Ann Lee' is taken; using 'Ann Lee (ann.lee@acme.test)'" in note for note in stored_executions(app)[0].notes
+    )
 
 
 def test_name_and_email_variant_taken_get_a_number(portal, fake_quickbooks, books, invoice_for):
@@ -313,8 +348,7 @@ def test_name_and_email_variant_taken_get_a_number(portal, fake_quickbooks, book
     assert len(fake_quickbooks.requests_to("POST", "/customer")) == 1  # checked first, one write
 
 
-def test_display_name_conflicts_fail_answers_duplicate_display_name(app, portal, fake_quickbooks, books,
-                                                                    invoice_for):
+def test_display_name_conflicts_fail_answers_duplicate_display_name(app, portal, fake_quickbooks, books, invoice_for):
     configure(app, display_name_conflicts="fail")
     deal = seed_deal(portal, fake_quickbooks)
     books.add_employee(DisplayName="Ann Lee")
@@ -342,8 +376,13 @@ def test_contact_without_name_is_named_by_email(portal, fake_quickbooks, books, 
 
 def test_display_name_race_6240_takes_the_next_free_name(app, portal, fake_quickbooks, books, invoice_for):
     deal = seed_deal(portal, fake_quickbooks)
-    fake_quickbooks.fail_next("POST /customer", status=400, code="6240", message="Duplicate Name Exists Error",
-                              detail="The name supplied already exists. : Ann Lee")
+    fake_quickbooks.fail_next(
+        "POST /customer",
+        status=400,
+        code="6240",
+        message="Duplicate Name Exists Error",
+        detail="The name supplied already exists. : Ann Lee",
+    )
 
     customer = billed(books, invoice_for(deal.deal_id))
 
@@ -370,8 +409,13 @@ def test_every_contact_of_a_company_gets_a_customer(portal, fake_quickbooks, boo
     company = books
     income = min(company.all("Account"), key=lambda a: int(a["Id"]))["Id"]
     company.add_item(Name="Widget", Sku="W-1", Type="NonInventory", UnitPrice=100, IncomeAccountRef=income)
-    hubspots_customer = company.add_customer(DisplayName="Acme Corp", CompanyName="Acme Corp",
-                                             GivenName="Ann", FamilyName="Lee", PrimaryEmailAddr="ann@acme.test")
+    hubspots_customer = company.add_customer(
+        DisplayName="Acme Corp",
+        CompanyName="Acme Corp",
+        GivenName="Ann",
+        FamilyName="Lee",
+        PrimaryEmailAddr="ann@acme.test",
+    )
     acme = portal.add("companies", {"name": "Acme Corp"})
     people = [("ann@acme.test", "Ann", "Lee"), ("bob@acme.test", "Bob", "Stone"), ("cara@acme.test", "Cara", "Diaz")]
     deals, results = [], []
@@ -381,8 +425,9 @@ def test_every_contact_of_a_company_gets_a_customer(portal, fake_quickbooks, boo
         deal = portal.add("deals", {"dealname": f"Acme - {first}", "amount": "100"})
         portal.associate("deals", deal, "contacts", contact)
         portal.associate("deals", deal, "companies", acme, label="Primary")
-        line = portal.add("line_items", {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100",
-                                         "amount": "100"})
+        line = portal.add(
+            "line_items", {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"}
+        )
         portal.associate("deals", deal, "line_items", line)
         deals.append(deal)
         results.append(invoice_for(deal))

@@ -17,13 +17,17 @@ APP_URL = "https://app.sandbox.qbo.intuit.com"
 
 # -- helpers -----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def expense_for(action_for, books):
     """Run create_expense on a payment: paid from Checking, booked to Bank Charges unless the inputs say else."""
 
     def run(payment_id, callback_id=None, **inputs):
-        inputs = {"payment_account": account_id(books, "Checking"),
-                  "expense_account": account_id(books, "Bank Charges"), **inputs}
+        inputs = {
+            "payment_account": account_id(books, "Checking"),
+            "expense_account": account_id(books, "Bank Charges"),
+            **inputs,
+        }
         return action_for(ACTION, payment_id, "COMMERCE_PAYMENT", callback_id, **inputs)
 
     return run
@@ -50,20 +54,29 @@ def add_payment(portal, properties=None, *, email="ann.lee@acme.test") -> str:
 
 def vendor_lookups(fake_quickbooks) -> list:
     """QuickBooks queries (alone or in a batch) that ask about vendors."""
-    return [r for r in fake_quickbooks.requests
-            if r.path.endswith(("/query", "/batch"))
-            and "from vendor" in f"{r.body or ''} {r.query.get('query', '')}".lower()]
+    return [
+        r
+        for r in fake_quickbooks.requests
+        if r.path.endswith(("/query", "/batch"))
+        and "from vendor" in f"{r.body or ''} {r.query.get('query', '')}".lower()
+    ]
 
 
 def quickbooks_writes(fake_quickbooks) -> list[str]:
     """Every QuickBooks request that could create or change something: POSTs other than queries."""
     writes = []
-    for request, call in zip([r for r in fake_quickbooks.requests if "/v3/company/" in r.path],
-                             quickbooks_calls(fake_quickbooks), strict=True):
+    for request, call in zip(
+        [r for r in fake_quickbooks.requests if "/v3/company/" in r.path],
+        quickbooks_calls(fake_quickbooks),
+        strict=True,
+    ):
         if not call.startswith("POST ") or call.endswith("/query"):
             continue
-        if call.endswith("/batch") and isinstance(request.json, dict) and all(
-                "Query" in item for item in request.json.get("BatchItemRequest", [])):
+        if (
+            call.endswith("/batch")
+            and isinstance(request.json, dict)
+            and all("Query" in item for item in request.json.get("BatchItemRequest", []))
+        ):
             continue
         writes.append(call)
     return writes
@@ -82,8 +95,8 @@ def assert_nothing_written(books, fake_quickbooks):
 
 # -- the expense -------------------------------------------------------------------------------------------
 
-def test_expense_books_the_fee_paid_from_checking_to_the_payments_vendor(portal, fake_quickbooks, books,
-                                                                         expense_for):
+
+def test_expense_books_the_fee_paid_from_checking_to_the_payments_vendor(portal, fake_quickbooks, books, expense_for):
     payment = seed_payment(portal, fake_quickbooks)
 
     fields = expense_for(payment.payment_id)
@@ -127,8 +140,9 @@ def test_credit_card_account_makes_a_credit_card_expense(portal, fake_quickbooks
 
 
 @pytest.mark.parametrize("payout_date", [None, ""], ids=["unset", "empty"])
-def test_without_payout_date_the_expense_is_dated_by_the_payment_date(portal, fake_quickbooks, books, expense_for,
-                                                                       payout_date):
+def test_without_payout_date_the_expense_is_dated_by_the_payment_date(
+    portal, fake_quickbooks, books, expense_for, payout_date
+):
     payment = seed_payment(portal, fake_quickbooks, payment_properties={"hs_payout_date": payout_date})
 
     purchase = expense_of(books, expense_for(payment.payment_id))
@@ -145,6 +159,7 @@ def test_payment_from_an_invoice_may_have_its_fee_recorded(portal, fake_quickboo
 
 
 # -- the vendor --------------------------------------------------------------------------------------------
+
 
 def test_vendor_chosen_in_the_action_is_the_payee(portal, fake_quickbooks, books, expense_for):
     payment = seed_payment(portal, fake_quickbooks)
@@ -184,8 +199,7 @@ def test_existing_active_payments_vendor_is_reused(portal, fake_quickbooks, book
     assert len(books.all("Vendor")) == 1
 
 
-def test_customer_holding_the_processor_name_makes_the_vendor_name_its_own(portal, fake_quickbooks, books,
-                                                                          expense_for):
+def test_customer_holding_the_processor_name_makes_the_vendor_name_its_own(portal, fake_quickbooks, books, expense_for):
     payment = seed_payment(portal, fake_quickbooks)
     books.add_customer(DisplayName=PROCESSOR)
 
@@ -198,6 +212,7 @@ def test_customer_holding_the_processor_name_makes_the_vendor_name_its_own(porta
 
 
 # -- refused before anything is written --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fee", ["absent", "0"])
 def test_payment_without_a_fee_is_no_payment_fee(portal, fake_quickbooks, books, expense_for, fee):
@@ -214,9 +229,13 @@ def test_paid_from_that_cannot_pay_is_invalid_input(portal, fake_quickbooks, boo
     payment = seed_payment(portal, fake_quickbooks)
     if paid_from == "inactive":
         books.patch("Account", account_id(books, "Checking"), Active=False)
-    account = {"empty": "", "unknown": "99999", "inactive": account_id(books, "Checking"),
-               "expense account": account_id(books, "Bank Charges"),
-               "income account": account_id(books, "Services")}[paid_from]
+    account = {
+        "empty": "",
+        "unknown": "99999",
+        "inactive": account_id(books, "Checking"),
+        "expense account": account_id(books, "Bank Charges"),
+        "income account": account_id(books, "Services"),
+    }[paid_from]
 
     message = failed(expense_for(payment.payment_id, payment_account=account), "INVALID_INPUT")
 
@@ -235,15 +254,17 @@ def test_empty_expense_account_is_invalid_input(portal, fake_quickbooks, books, 
 
 # -- lost responses and enrolling again --------------------------------------------------------------------
 
-def lost_response_then_run(fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs, payment_id, write,
-                           outage):
+
+def lost_response_then_run(fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs, payment_id, write, outage):
     """Fail the write after QuickBooks stored it: once (retried inline) or on every inline retry (the
     execution is rescheduled and runs again). Answers the completed callback's output fields."""
     fake_quickbooks.fail_next(f"POST {write}", 500, commit=True, times=1 if outage == "inline retry" else 3)
     callback_id = f"ap-{PORTAL_ID}-1001-1-0"
     inputs = {"payment_account": account_id(books, "Checking"), "expense_account": account_id(books, "Bank Charges")}
-    signed_post(f"/hubspot/actions/{ACTION}", execution_body(callback_id=callback_id, object_id=payment_id,
-                                                             object_type="COMMERCE_PAYMENT", inputs=inputs))
+    signed_post(
+        f"/hubspot/actions/{ACTION}",
+        execution_body(callback_id=callback_id, object_id=payment_id, object_type="COMMERCE_PAYMENT", inputs=inputs),
+    )
     if outage == "next run":
         assert fake_hubspot.completion_for(callback_id) is None  # postponed
         assert run_due_jobs() >= 1
@@ -257,12 +278,14 @@ def request_ids(fake_quickbooks, write) -> list[str]:
 
 
 @pytest.mark.parametrize("outage", ["inline retry", "next run"])
-def test_lost_response_on_the_expense_write_leaves_one_expense(portal, connection, fake_quickbooks, fake_hubspot,
-                                                               books, signed_post, run_due_jobs, outage):
+def test_lost_response_on_the_expense_write_leaves_one_expense(
+    portal, connection, fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs, outage
+):
     payment = seed_payment(portal, fake_quickbooks)
 
-    fields = lost_response_then_run(fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs,
-                                    payment.payment_id, "/purchase", outage)
+    fields = lost_response_then_run(
+        fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs, payment.payment_id, "/purchase", outage
+    )
 
     purchase = expense_of(books, fields)
     assert [p["Id"] for p in books.all("Purchase")] == [purchase["Id"]]
@@ -272,12 +295,14 @@ def test_lost_response_on_the_expense_write_leaves_one_expense(portal, connectio
 
 
 @pytest.mark.parametrize("outage", ["inline retry", "next run"])
-def test_lost_response_on_the_vendor_create_leaves_one_vendor(portal, connection, fake_quickbooks, fake_hubspot,
-                                                              books, signed_post, run_due_jobs, outage):
+def test_lost_response_on_the_vendor_create_leaves_one_vendor(
+    portal, connection, fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs, outage
+):
     payment = seed_payment(portal, fake_quickbooks)
 
-    fields = lost_response_then_run(fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs,
-                                    payment.payment_id, "/vendor", outage)
+    fields = lost_response_then_run(
+        fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs, payment.payment_id, "/vendor", outage
+    )
 
     purchase = expense_of(books, fields)
     [vendor] = books.all("Vendor")
@@ -286,8 +311,9 @@ def test_lost_response_on_the_vendor_create_leaves_one_vendor(portal, connection
     assert len(books.all("Purchase")) == 1
 
 
-def test_same_payment_enrolled_again_answers_with_its_expense_and_writes_nothing(app, portal, fake_quickbooks, books,
-                                                                                 expense_for):
+def test_same_payment_enrolled_again_answers_with_its_expense_and_writes_nothing(
+    app, portal, fake_quickbooks, books, expense_for
+):
     payment = seed_payment(portal, fake_quickbooks)
     first = expense_for(payment.payment_id, callback_id=f"ap-{PORTAL_ID}-1001-1-0")
     purchase = expense_of(books, first)

@@ -32,13 +32,21 @@ PAID_INVOICE = "create_paid_invoice"
 REFUND_RECEIPT = "create_refund_receipt"
 PAYMENT = "COMMERCE_PAYMENT"
 APP_URL = "https://app.sandbox.qbo.intuit.com/app"
-PAID_INVOICE_OUTPUTS = {"quickbooks_document_id", "quickbooks_document_number", "quickbooks_document_url",
-                        "quickbooks_customer_id", "quickbooks_payment_id", "error_code", "error_message",
-                        "hs_execution_state"}
+PAID_INVOICE_OUTPUTS = {
+    "quickbooks_document_id",
+    "quickbooks_document_number",
+    "quickbooks_document_url",
+    "quickbooks_customer_id",
+    "quickbooks_payment_id",
+    "error_code",
+    "error_message",
+    "hs_execution_state",
+}
 REFUNDED = {"hs_latest_status": "refunded", "hs_refunds_amount": "450"}
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+
 
 def paid_invoice(action_for, payment_id, **inputs) -> dict:
     return action_for(PAID_INVOICE, payment_id, PAYMENT, **inputs)
@@ -64,8 +72,11 @@ def failed(fields, code) -> str:
 
 def writes(fake_quickbooks) -> list[str]:
     """The QuickBooks requests that create something (queries travel as POST /query and POST /batch)."""
-    return [call for call in quickbooks_calls(fake_quickbooks)
-            if call.startswith("POST") and not call.startswith(("POST /query", "POST /batch"))]
+    return [
+        call
+        for call in quickbooks_calls(fake_quickbooks)
+        if call.startswith("POST") and not call.startswith(("POST /query", "POST /batch"))
+    ]
 
 
 def item_lines(document) -> list[dict]:
@@ -99,8 +110,9 @@ def item_ids_of(books) -> list[str]:
 
 def add_bare_payment(portal, properties=None, lines=DEFAULT_LINES, email="bo.bell@acme.test") -> str:
     """A second payment in a test that already called seed_payment (whose products exist once)."""
-    payment_id = portal.add("commerce_payments", {**PAYMENT_PROPERTIES, "hs_customer_email": email,
-                                                  **(properties or {})})
+    payment_id = portal.add(
+        "commerce_payments", {**PAYMENT_PROPERTIES, "hs_customer_email": email, **(properties or {})}
+    )
     contact_id = portal.add("contacts", {"email": email, "firstname": "Bo", "lastname": "Bell"})
     portal.associate("commerce_payments", payment_id, "contacts", contact_id)
     add_line_items(portal, "commerce_payments", payment_id, lines)
@@ -108,6 +120,7 @@ def add_bare_payment(portal, properties=None, lines=DEFAULT_LINES, email="bo.bel
 
 
 # -- create_paid_invoice: the happy path ---------------------------------------------------------------------
+
 
 def test_paid_invoice_writes_an_invoice_and_a_payment_applied_to_it(portal, fake_quickbooks, books, action_for):
     payment = seed_payment(portal, fake_quickbooks)
@@ -144,8 +157,7 @@ def test_paid_invoice_lines_are_the_payments_line_items(portal, fake_quickbooks,
     assert [float(line["Amount"]) for line in item_lines(invoice)] == [200.0, 250.0]
 
 
-def test_paid_invoice_outputs_are_strings_with_the_invoice_link_and_number(portal, fake_quickbooks, books,
-                                                                          action_for):
+def test_paid_invoice_outputs_are_strings_with_the_invoice_link_and_number(portal, fake_quickbooks, books, action_for):
     payment = seed_payment(portal, fake_quickbooks)
 
     fields = succeeded(paid_invoice(action_for, payment.payment_id))
@@ -199,13 +211,18 @@ def test_paid_invoice_writes_invoice_and_payment_with_their_own_request_ids(port
 
 # -- create_paid_invoice: which payments qualify -------------------------------------------------------------
 
-@pytest.mark.parametrize("tax", [
-    {"hs_tax_rate_group_id": "tg-1"},
-    {"hs_tax_rate": "8.25"},
-    {"hs_tax_amount": "16.50"},
-])
-def test_a_taxed_line_is_taxable_lines_not_allowed_and_nothing_is_written(portal, fake_quickbooks, books,
-                                                                         action_for, tax):
+
+@pytest.mark.parametrize(
+    "tax",
+    [
+        {"hs_tax_rate_group_id": "tg-1"},
+        {"hs_tax_rate": "8.25"},
+        {"hs_tax_amount": "16.50"},
+    ],
+)
+def test_a_taxed_line_is_taxable_lines_not_allowed_and_nothing_is_written(
+    portal, fake_quickbooks, books, action_for, tax
+):
     lines = [{**DEFAULT_LINES[0], **tax}, DEFAULT_LINES[1]]
     payment = seed_payment(portal, fake_quickbooks, lines=lines)
     items_before = item_ids_of(books)
@@ -218,9 +235,11 @@ def test_a_taxed_line_is_taxable_lines_not_allowed_and_nothing_is_written(portal
 
 
 def test_taxable_lines_not_allowed_names_every_taxed_line(portal, fake_quickbooks, books, action_for):
-    lines = [{**DEFAULT_LINES[0], "hs_tax_rate_group_id": "tg-1"},
-             {**DEFAULT_LINES[1], "hs_tax_amount": "20.63"},
-             {"name": "Free manual", "quantity": "1", "price": "0", "amount": "0"}]
+    lines = [
+        {**DEFAULT_LINES[0], "hs_tax_rate_group_id": "tg-1"},
+        {**DEFAULT_LINES[1], "hs_tax_amount": "20.63"},
+        {"name": "Free manual", "quantity": "1", "price": "0", "amount": "0"},
+    ]
     payment = seed_payment(portal, fake_quickbooks, lines=lines)
 
     message = failed(paid_invoice(action_for, payment.payment_id), "TAXABLE_LINES_NOT_ALLOWED")
@@ -295,8 +314,10 @@ def test_payment_of_a_hubspot_invoice_is_recorded_when_allowed(app, portal, fake
 
 # -- create_paid_invoice: payments without line items or contact -------------------------------------------
 
-def test_payment_without_line_items_gets_one_line_for_its_amount_with_the_chosen_product(portal, fake_quickbooks,
-                                                                                         books, action_for):
+
+def test_payment_without_line_items_gets_one_line_for_its_amount_with_the_chosen_product(
+    portal, fake_quickbooks, books, action_for
+):
     payment = seed_payment(portal, fake_quickbooks, lines=[])
 
     fields = succeeded(paid_invoice(action_for, payment.payment_id, products=payment.service_id))
@@ -309,8 +330,7 @@ def test_payment_without_line_items_gets_one_line_for_its_amount_with_the_chosen
     assert float(books.get("Payment", fields["quickbooks_payment_id"])["TotalAmt"]) == 450.0
 
 
-def test_payment_without_line_items_and_no_product_chosen_is_no_line_items(portal, fake_quickbooks, books,
-                                                                           action_for):
+def test_payment_without_line_items_and_no_product_chosen_is_no_line_items(portal, fake_quickbooks, books, action_for):
     payment = seed_payment(portal, fake_quickbooks, lines=[])
     items_before = item_ids_of(books)
 
@@ -344,9 +364,11 @@ def test_payment_without_contact_matches_the_customer_with_that_email(portal, fa
 
 # -- create_paid_invoice: retries resume, never a second invoice or payment --------------------------------
 
+
 @pytest.mark.parametrize("write", ["/invoice", "/payment"])
-def test_lost_response_on_either_write_yields_one_invoice_and_one_payment(portal, fake_quickbooks, books,
-                                                                         action_for, write):
+def test_lost_response_on_either_write_yields_one_invoice_and_one_payment(
+    portal, fake_quickbooks, books, action_for, write
+):
     payment = seed_payment(portal, fake_quickbooks)
     fake_quickbooks.fail_next(f"POST {write}", 503, commit=True)
 
@@ -361,16 +383,18 @@ def test_lost_response_on_either_write_yields_one_invoice_and_one_payment(portal
 
 
 @pytest.mark.parametrize("write", ["/invoice", "/payment"])
-def test_quickbooks_down_on_either_write_resumes_on_the_next_run(app, portal, connection, fake_quickbooks,
-                                                                 fake_hubspot, books, signed_post, run_due_jobs,
-                                                                 write):
+def test_quickbooks_down_on_either_write_resumes_on_the_next_run(
+    app, portal, connection, fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs, write
+):
     """The first run's inline retries all get 503 after a write landed; the rescheduled run finishes the job."""
     payment = seed_payment(portal, fake_quickbooks)
     fake_quickbooks.fail_next(f"POST {write}", 503, commit=True, times=3)
     callback_id = f"ap-{PORTAL_ID}-1001-1-0"
 
-    signed_post(f"/hubspot/actions/{PAID_INVOICE}",
-                execution_body(callback_id=callback_id, object_id=payment.payment_id, object_type=PAYMENT))
+    signed_post(
+        f"/hubspot/actions/{PAID_INVOICE}",
+        execution_body(callback_id=callback_id, object_id=payment.payment_id, object_type=PAYMENT),
+    )
     assert fake_hubspot.completion_for(callback_id) is None  # postponed
     run_due_jobs()
 
@@ -385,8 +409,13 @@ def test_quickbooks_down_on_either_write_resumes_on_the_next_run(app, portal, co
 
 def test_rejected_payment_fails_and_keeps_the_invoice(portal, fake_quickbooks, books, action_for):
     payment = seed_payment(portal, fake_quickbooks)
-    fake_quickbooks.fail_next("POST /payment", 400, code=6000, message="A business validation error has occurred",
-                              detail="Business Validation Error: deposit account closed")
+    fake_quickbooks.fail_next(
+        "POST /payment",
+        400,
+        code=6000,
+        message="A business validation error has occurred",
+        detail="Business Validation Error: deposit account closed",
+    )
 
     message = failed(paid_invoice(action_for, payment.payment_id), "QUICKBOOKS_VALIDATION")
 
@@ -397,7 +426,8 @@ def test_rejected_payment_fails_and_keeps_the_invoice(portal, fake_quickbooks, b
 
 
 def test_enrolling_again_after_a_rejected_payment_writes_only_the_payment_to_the_same_invoice(
-        app, portal, fake_quickbooks, books, action_for):
+    app, portal, fake_quickbooks, books, action_for
+):
     payment = seed_payment(portal, fake_quickbooks)
     fake_quickbooks.fail_next("POST /payment", 400, code=6000, message="A business validation error has occurred")
     failed(paid_invoice(action_for, payment.payment_id), "QUICKBOOKS_VALIDATION")
@@ -417,8 +447,10 @@ def test_enrolling_again_after_a_rejected_payment_writes_only_the_payment_to_the
 
 # -- one document per (payment, action) ----------------------------------------------------------------------
 
-def test_payment_enrolled_again_answers_with_its_document_and_writes_nothing(portal, fake_quickbooks, books,
-                                                                             action_for):
+
+def test_payment_enrolled_again_answers_with_its_document_and_writes_nothing(
+    portal, fake_quickbooks, books, action_for
+):
     payment = seed_payment(portal, fake_quickbooks)
     first = succeeded(paid_invoice(action_for, payment.payment_id))
     fake_quickbooks.reset_requests()
@@ -459,8 +491,7 @@ def test_the_same_payment_in_another_action_is_independent(portal, fake_quickboo
     payment = seed_payment(portal, fake_quickbooks, payment_properties=REFUNDED)
     invoice_fields = succeeded(paid_invoice(action_for, payment.payment_id))
 
-    refund = succeeded(refund_receipt(action_for, payment.payment_id,
-                                      payment_account=account_id(books, "Checking")))
+    refund = succeeded(refund_receipt(action_for, payment.payment_id, payment_account=account_id(books, "Checking")))
 
     [receipt] = books.all("RefundReceipt")
     assert refund["quickbooks_document_id"] == receipt["Id"]
@@ -469,13 +500,16 @@ def test_the_same_payment_in_another_action_is_independent(portal, fake_quickboo
 
 
 def test_a_second_execution_waits_for_the_running_one_then_answers_with_its_document(
-        app, portal, connection, fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs):
+    app, portal, connection, fake_quickbooks, fake_hubspot, books, signed_post, run_due_jobs
+):
     payment = seed_payment(portal, fake_quickbooks)
     running = insert_running_execution_holding_the_claim(app, payment.payment_id, "ap-62515-1001-9-0")
     second_callback = "ap-62515-1001-9-1"
 
-    signed_post(f"/hubspot/actions/{PAID_INVOICE}", execution_body(callback_id=second_callback,
-                                                                   object_id=payment.payment_id, object_type=PAYMENT))
+    signed_post(
+        f"/hubspot/actions/{PAID_INVOICE}",
+        execution_body(callback_id=second_callback, object_id=payment.payment_id, object_type=PAYMENT),
+    )
 
     assert fake_hubspot.completion_for(second_callback) is None  # postponed, not answered
     assert writes(fake_quickbooks) == []
@@ -495,15 +529,35 @@ def test_a_second_execution_waits_for_the_running_one_then_answers_with_its_docu
 def insert_running_execution_holding_the_claim(app, payment_id, callback_id) -> int:
     """An execution of the same payment and action that a worker is running right now."""
     with app.app_context():
-        execution = Execution(portal_id=PORTAL_ID, callback_id=callback_id, action=PAID_INVOICE, object_type=PAYMENT,
-                              object_id=str(payment_id), origin={}, status=Execution.RUNNING, attempts=1,
-                              inputs={"customer": "first_associated_contact", "products": "line_items",
-                                      "create_missing_products": "false"},
-                              lease_until=utcnow() + timedelta(minutes=10), expires_at=utcnow() + timedelta(days=6))
+        execution = Execution(
+            portal_id=PORTAL_ID,
+            callback_id=callback_id,
+            action=PAID_INVOICE,
+            object_type=PAYMENT,
+            object_id=str(payment_id),
+            origin={},
+            status=Execution.RUNNING,
+            attempts=1,
+            inputs={
+                "customer": "first_associated_contact",
+                "products": "line_items",
+                "create_missing_products": "false",
+            },
+            lease_until=utcnow() + timedelta(minutes=10),
+            expires_at=utcnow() + timedelta(days=6),
+        )
         db.session.add(execution)
         db.session.commit()
-        db.session.add(DocumentClaim(portal_id=PORTAL_ID, realm_id=REALM_ID, action=PAID_INVOICE,
-                                     object_type=PAYMENT, object_id=str(payment_id), execution_id=execution.id))
+        db.session.add(
+            DocumentClaim(
+                portal_id=PORTAL_ID,
+                realm_id=REALM_ID,
+                action=PAID_INVOICE,
+                object_type=PAYMENT,
+                object_id=str(payment_id),
+                execution_id=execution.id,
+            )
+        )
         db.session.commit()
         return execution.id
 
@@ -519,10 +573,18 @@ def finish_running_execution(app, execution_id):
 
 # -- claims, at the storage level ----------------------------------------------------------------------------
 
+
 def stored_execution(app, callback_id, action=PAID_INVOICE, **fields) -> int:
     with app.app_context():
-        execution = Execution(portal_id=PORTAL_ID, callback_id=callback_id, action=action, object_type=PAYMENT,
-                              object_id="101", expires_at=utcnow() + timedelta(days=6), **fields)
+        execution = Execution(
+            portal_id=PORTAL_ID,
+            callback_id=callback_id,
+            action=action,
+            object_type=PAYMENT,
+            object_id="101",
+            expires_at=utcnow() + timedelta(days=6),
+            **fields,
+        )
         db.session.add(execution)
         db.session.commit()
         return execution.id
@@ -598,6 +660,7 @@ def test_claims_are_per_action(app):
 
 # -- create_refund_receipt -----------------------------------------------------------------------------------
 
+
 def test_fully_refunded_payment_gets_a_refund_receipt(portal, fake_quickbooks, books, action_for):
     payment = seed_payment(portal, fake_quickbooks, payment_properties=REFUNDED)
     checking = account_id(books, "Checking")
@@ -633,19 +696,24 @@ def test_refund_from_a_credit_card_account(portal, fake_quickbooks, books, actio
     assert books.get("RefundReceipt", fields["quickbooks_document_id"])["DepositToAccountRef"]["value"] == mastercard
 
 
-@pytest.mark.parametrize("status, refunded", [
-    ("partially_refunded", "200"),
-    ("refunded", "200"),
-    ("succeeded", "0"),
-])
-def test_payment_not_fully_refunded_is_not_fully_refunded(portal, fake_quickbooks, books, action_for, status,
-                                                          refunded):
-    payment = seed_payment(portal, fake_quickbooks, payment_properties={"hs_latest_status": status,
-                                                                        "hs_refunds_amount": refunded})
+@pytest.mark.parametrize(
+    "status, refunded",
+    [
+        ("partially_refunded", "200"),
+        ("refunded", "200"),
+        ("succeeded", "0"),
+    ],
+)
+def test_payment_not_fully_refunded_is_not_fully_refunded(portal, fake_quickbooks, books, action_for, status, refunded):
+    payment = seed_payment(
+        portal, fake_quickbooks, payment_properties={"hs_latest_status": status, "hs_refunds_amount": refunded}
+    )
     items_before = item_ids_of(books)
 
-    message = failed(refund_receipt(action_for, payment.payment_id, payment_account=account_id(books, "Checking")),
-                     "NOT_FULLY_REFUNDED")
+    message = failed(
+        refund_receipt(action_for, payment.payment_id, payment_account=account_id(books, "Checking")),
+        "NOT_FULLY_REFUNDED",
+    )
 
     assert status in message
     assert refunded in message and "450" in message
@@ -667,8 +735,10 @@ def test_refund_with_a_line_without_product_is_product_not_found(portal, fake_qu
     payment = seed_payment(portal, fake_quickbooks, payment_properties=REFUNDED, lines=lines)
     items_before = item_ids_of(books)
 
-    message = failed(refund_receipt(action_for, payment.payment_id, payment_account=account_id(books, "Checking")),
-                     "PRODUCT_NOT_FOUND")
+    message = failed(
+        refund_receipt(action_for, payment.payment_id, payment_account=account_id(books, "Checking")),
+        "PRODUCT_NOT_FOUND",
+    )
 
     assert "Gizmo" in message
     assert "Widget" not in message
@@ -678,21 +748,29 @@ def test_refund_with_a_line_without_product_is_product_not_found(portal, fake_qu
 def test_refund_of_a_payment_without_line_items_uses_the_chosen_product(portal, fake_quickbooks, books, action_for):
     payment = seed_payment(portal, fake_quickbooks, payment_properties=REFUNDED, lines=[])
 
-    fields = succeeded(refund_receipt(action_for, payment.payment_id, payment_account=account_id(books, "Checking"),
-                                      products=payment.widget_id))
+    fields = succeeded(
+        refund_receipt(
+            action_for, payment.payment_id, payment_account=account_id(books, "Checking"), products=payment.widget_id
+        )
+    )
 
     receipt = books.get("RefundReceipt", fields["quickbooks_document_id"])
     assert item_ids(receipt) == [payment.widget_id]
     assert float(receipt["TotalAmt"]) == 450.0
 
 
-def test_refund_of_a_payment_without_line_items_and_no_product_chosen_is_no_line_items(portal, fake_quickbooks,
-                                                                                      books, action_for):
+def test_refund_of_a_payment_without_line_items_and_no_product_chosen_is_no_line_items(
+    portal, fake_quickbooks, books, action_for
+):
     payment = seed_payment(portal, fake_quickbooks, payment_properties=REFUNDED, lines=[])
     items_before = item_ids_of(books)
 
-    message = failed(refund_receipt(action_for, payment.payment_id, payment_account=account_id(books, "Checking"),
-                                    products="line_items"), "NO_LINE_ITEMS")
+    message = failed(
+        refund_receipt(
+            action_for, payment.payment_id, payment_account=account_id(books, "Checking"), products="line_items"
+        ),
+        "NO_LINE_ITEMS",
+    )
 
     assert re.search(r"choose a (QuickBooks )?product", message, re.IGNORECASE)
     assert_nothing_written(books, fake_quickbooks, items_before)
@@ -710,8 +788,7 @@ def test_refund_receipt_lost_response_yields_one_refund_receipt(portal, fake_qui
     assert len(set(request_ids(fake_quickbooks, "/refundreceipt"))) == 1
 
 
-def test_refunded_payment_enrolled_again_answers_with_its_refund_receipt(portal, fake_quickbooks, books,
-                                                                         action_for):
+def test_refunded_payment_enrolled_again_answers_with_its_refund_receipt(portal, fake_quickbooks, books, action_for):
     payment = seed_payment(portal, fake_quickbooks, payment_properties=REFUNDED)
     checking = account_id(books, "Checking")
     first = succeeded(refund_receipt(action_for, payment.payment_id, payment_account=checking))

@@ -13,10 +13,6 @@ from tests.scenarios import configure, quickbooks_calls, seed_deal, stored_execu
 PATH = "/hubspot/actions/create_invoice"
 
 
-
-
-
-
 def item_lines(invoice) -> list[dict]:
     return [line for line in invoice["Line"] if line["DetailType"] == "SalesItemLineDetail"]
 
@@ -26,20 +22,35 @@ def item_ids(invoice) -> list[str]:
 
 
 def item_lookups(fake_quickbooks) -> list:
-    return [r for r in fake_quickbooks.requests if "from item" in (r.body or "").lower()
-            or "from item" in str(r.query.get("query", "")).lower()]
+    return [
+        r
+        for r in fake_quickbooks.requests
+        if "from item" in (r.body or "").lower() or "from item" in str(r.query.get("query", "")).lower()
+    ]
 
 
 # -- matching ----------------------------------------------------------------------------------------------
 
-def test_match_order_remembered_then_exact_sku_then_name_in_one_request(app, portal, connection, fake_quickbooks,
-                                                                         books, invoice_for):
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Setup service", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},  # SKU wins
-        {"name": "SETUP service", "quantity": "1", "price": "250", "amount": "250"},  # name, any case
-        {"name": "Anything", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100",
-         "hs_product_id": "777"},  # remembered wins over SKU
-    ])
+
+def test_match_order_remembered_then_exact_sku_then_name_in_one_request(
+    app, portal, connection, fake_quickbooks, books, invoice_for
+):
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {"name": "Setup service", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},  # SKU wins
+            {"name": "SETUP service", "quantity": "1", "price": "250", "amount": "250"},  # name, any case
+            {
+                "name": "Anything",
+                "hs_sku": "W-1",
+                "quantity": "1",
+                "price": "100",
+                "amount": "100",
+                "hs_product_id": "777",
+            },  # remembered wins over SKU
+        ],
+    )
     with app.app_context():
         MappingStore(db, connection).remember("product", "777", deal.service_id)
     fake_quickbooks.reset_requests()
@@ -50,16 +61,21 @@ def test_match_order_remembered_then_exact_sku_then_name_in_one_request(app, por
     [lookup] = item_lookups(fake_quickbooks)
     assert lookup.path.endswith("/batch")
     queries = [item["Query"] for item in lookup.json["BatchItemRequest"]]
-    assert queries == [f"SELECT * FROM Item WHERE Id IN ('{deal.service_id}') MAXRESULTS 1000",
-                       "SELECT * FROM Item WHERE Sku IN ('W-1') MAXRESULTS 1000",
-                       "SELECT * FROM Item WHERE Name IN ('Anything', 'SETUP service', 'Setup service') "
-                       "MAXRESULTS 1000"]
+    assert queries == [
+        f"SELECT * FROM Item WHERE Id IN ('{deal.service_id}') MAXRESULTS 1000",
+        "SELECT * FROM Item WHERE Sku IN ('W-1') MAXRESULTS 1000",
+        "SELECT * FROM Item WHERE Name IN ('Anything', 'SETUP service', 'Setup service') MAXRESULTS 1000",
+    ]
 
 
 def test_sku_in_another_case_does_not_match(portal, fake_quickbooks, books, invoice_for):
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Gizmo", "hs_sku": "w-1", "quantity": "1", "price": "100", "amount": "100"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {"name": "Gizmo", "hs_sku": "w-1", "quantity": "1", "price": "100", "amount": "100"},
+        ],
+    )
 
     fields = invoice_for(deal.deal_id)
 
@@ -70,11 +86,15 @@ def test_sku_in_another_case_does_not_match(portal, fake_quickbooks, books, invo
 
 
 def test_product_not_found_names_every_unmatched_line(portal, fake_quickbooks, books, invoice_for):
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},
-        {"name": "Gadget", "hs_sku": "G-9", "quantity": "1", "price": "5", "amount": "5"},
-        {"name": "Doohickey", "quantity": "1", "price": "7", "amount": "7"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},
+            {"name": "Gadget", "hs_sku": "G-9", "quantity": "1", "price": "5", "amount": "5"},
+            {"name": "Doohickey", "quantity": "1", "price": "7", "amount": "7"},
+        ],
+    )
 
     message = invoice_for(deal.deal_id)["error_message"]
 
@@ -95,29 +115,47 @@ def test_remembered_item_made_inactive_is_matched_again(app, portal, connection,
     assert item_ids(invoice) == [new_widget["Id"], deal.service_id]
     with app.app_context():
         assert MappingStore(db, connection).get("product", "501") == new_widget["Id"]
-    assert any(f"QuickBooks product {deal.widget_id}, remembered for HubSpot product 501" in note
-               for note in stored_executions(app)[1].notes)
+    assert any(
+        f"QuickBooks product {deal.widget_id}, remembered for HubSpot product 501" in note
+        for note in stored_executions(app)[1].notes
+    )
 
 
 # -- creating missing products -----------------------------------------------------------------------------
+
 
 def test_missing_products_are_created_with_everything_hubspot_knows(app, portal, fake_quickbooks, books, invoice_for):
     configure(app, company={"product_type": "NonInventory"})
     services = books.find("Account", Name="Services")["Id"]  # not the first Income account: the setting decides
     configure(app, company={"income_account": services})
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Gadget", "hs_sku": "G-9", "quantity": "3", "price": "5", "amount": "15", "description": "Blue",
-         "hs_product_id": "601"},
-        {"name": "Consulting: day", "quantity": "2", "price": "800", "amount": "1600", "hs_product_id": "602"},
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {
+                "name": "Gadget",
+                "hs_sku": "G-9",
+                "quantity": "3",
+                "price": "5",
+                "amount": "15",
+                "description": "Blue",
+                "hs_product_id": "601",
+            },
+            {"name": "Consulting: day", "quantity": "2", "price": "800", "amount": "1600", "hs_product_id": "602"},
+            {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},
+        ],
+    )
 
     invoice = invoice_of(books, invoice_for(deal.deal_id, create_missing_products="true"))
 
     gadget = books.find("Item", Name="Gadget")
     consulting = books.find("Item", Name="Consulting day")  # QuickBooks refuses colons in item names
-    assert (gadget["Sku"], gadget["Type"], float(gadget["UnitPrice"]), gadget["Description"]) == \
-        ("G-9", "NonInventory", 5.0, "Blue")
+    assert (gadget["Sku"], gadget["Type"], float(gadget["UnitPrice"]), gadget["Description"]) == (
+        "G-9",
+        "NonInventory",
+        5.0,
+        "Blue",
+    )
     assert gadget["IncomeAccountRef"]["value"] == consulting["IncomeAccountRef"]["value"] == services
     assert item_ids(invoice) == [gadget["Id"], consulting["Id"], deal.widget_id]
     writes = fake_quickbooks.requests_to("POST", "/item")
@@ -126,11 +164,16 @@ def test_missing_products_are_created_with_everything_hubspot_knows(app, portal,
 
 
 def test_created_products_use_the_first_active_income_account_and_are_remembered(
-        app, portal, fake_quickbooks, books, invoice_for):
+    app, portal, fake_quickbooks, books, invoice_for
+):
     first_income = books.find("Account", Name="Sales of Product Income")
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Gadget", "quantity": "1", "price": "5", "amount": "5", "hs_product_id": "601"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {"name": "Gadget", "quantity": "1", "price": "5", "amount": "5", "hs_product_id": "601"},
+        ],
+    )
     books.patch("Account", first_income["Id"], Active=False)  # inactive accounts don't count
 
     invoice_of(books, invoice_for(deal.deal_id, create_missing_products="true"))
@@ -143,9 +186,13 @@ def test_created_products_use_the_first_active_income_account_and_are_remembered
 
 
 def test_a_name_held_by_an_inactive_product_is_explained(portal, fake_quickbooks, books, invoice_for):
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Retired thing", "quantity": "1", "price": "5", "amount": "5"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {"name": "Retired thing", "quantity": "1", "price": "5", "amount": "5"},
+        ],
+    )
     retired = books.add_item(Name="Retired Thing", Type="Service")
     books.patch("Item", retired["Id"], Active=False)
 
@@ -158,6 +205,7 @@ def test_a_name_held_by_an_inactive_product_is_explained(portal, fake_quickbooks
 
 # -- one chosen product, no line items ---------------------------------------------------------------------
 
+
 def test_products_naming_an_item_bills_the_deal_amount_on_one_line(portal, fake_quickbooks, books, invoice_for):
     deal = seed_deal(portal, fake_quickbooks)
     portal.update("deals", deal.deal_id, {"amount": "1234.56"})
@@ -166,8 +214,11 @@ def test_products_naming_an_item_bills_the_deal_amount_on_one_line(portal, fake_
 
     [line] = item_lines(invoice)
     assert line["SalesItemLineDetail"]["ItemRef"]["value"] == deal.service_id
-    assert (line["Amount"], line["SalesItemLineDetail"]["Qty"], line["SalesItemLineDetail"]["UnitPrice"]) == \
-        (1234.56, 1.0, 1234.56)
+    assert (line["Amount"], line["SalesItemLineDetail"]["Qty"], line["SalesItemLineDetail"]["UnitPrice"]) == (
+        1234.56,
+        1.0,
+        1234.56,
+    )
     assert line["Description"] == "Acme rollout"
     assert float(invoice["TotalAmt"]) == 1234.56
     assert item_lookups(fake_quickbooks) == []  # the line items are not matched at all
@@ -186,8 +237,10 @@ def test_unknown_or_inactive_chosen_item_is_invalid_input(portal, fake_quickbook
     fields = invoice_for(deal.deal_id, products=item_id)
 
     assert fields["error_code"] == "INVALID_INPUT"
-    assert f"The QuickBooks product {item_id} chosen in the 'Products' field does not exist or is inactive" \
+    assert (
+        f"The QuickBooks product {item_id} chosen in the 'Products' field does not exist or is inactive"
         in fields["error_message"]
+    )
     assert books.all("Invoice") == []
 
 
@@ -213,14 +266,33 @@ def test_chosen_item_on_a_deal_without_amount_is_no_line_items(portal, fake_quic
 
 # -- amounts -----------------------------------------------------------------------------------------------
 
+
 def test_discounts_keep_the_total_and_every_line_exact(portal, fake_quickbooks, books, invoice_for):
     lines = [
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "hs_discount_percentage": "10",
-         "amount": "180"},  # 2 × 90
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "3", "price": "10", "discount": "3.33",
-         "amount": "20.01"},  # 3 × 6.67
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "3", "price": "10", "hs_total_discount": "10",
-         "amount": "20"},  # 20 / 3 is not exact: 3 × 6.6666667, which rounds to 20.00
+        {
+            "name": "Widget",
+            "hs_sku": "W-1",
+            "quantity": "2",
+            "price": "100",
+            "hs_discount_percentage": "10",
+            "amount": "180",
+        },  # 2 × 90
+        {
+            "name": "Widget",
+            "hs_sku": "W-1",
+            "quantity": "3",
+            "price": "10",
+            "discount": "3.33",
+            "amount": "20.01",
+        },  # 3 × 6.67
+        {
+            "name": "Widget",
+            "hs_sku": "W-1",
+            "quantity": "3",
+            "price": "10",
+            "hs_total_discount": "10",
+            "amount": "20",
+        },  # 20 / 3 is not exact: 3 × 6.6666667, which rounds to 20.00
         # HubSpot keeps more decimals than cents: 3 × 33.34 would be a cent over HubSpot's 100.005 → 100.01.
         *[{"name": "Setup service", "quantity": "1", "price": "33.335", "amount": "33.335"}] * 3,
     ]
@@ -235,18 +307,27 @@ def test_discounts_keep_the_total_and_every_line_exact(portal, fake_quickbooks, 
         detail = line["SalesItemLineDetail"]
         exact = Decimal(str(detail["Qty"])) * Decimal(str(detail["UnitPrice"]))
         assert abs(exact - Decimal(str(line["Amount"]))) < Decimal("0.005"), line  # to the cent, as QuickBooks checks
-    assert [(line["SalesItemLineDetail"]["Qty"], line["SalesItemLineDetail"]["UnitPrice"]) for line in built] == \
-        [(2.0, 90.0), (3.0, 6.67), (3.0, 6.6666667), (1.0, 33.33), (1.0, 33.34), (1.0, 33.34)]
+    assert [(line["SalesItemLineDetail"]["Qty"], line["SalesItemLineDetail"]["UnitPrice"]) for line in built] == [
+        (2.0, 90.0),
+        (3.0, 6.67),
+        (3.0, 6.6666667),
+        (1.0, 33.33),
+        (1.0, 33.34),
+        (1.0, 33.34),
+    ]
     assert built[2]["Description"] == "Widget"
 
 
-@pytest.mark.parametrize("amounts, expected", [
-    (["33.335"] * 3, ["33.33", "33.34", "33.34"]),  # 100.005 → 100.01
-    (["0.005"] * 4, ["0.00", "0.00", "0.01", "0.01"]),  # 0.02
-    (["10.004", "10.004", "10.004"], ["10.01", "10.00", "10.00"]),  # 30.012 → 30.01
-    (["1.25", "2.50"], ["1.25", "2.50"]),  # nothing to spread
-    (["-5.005", "10"], ["-5.00", "10.00"]),  # a negative line (a credit) counts too: 4.995 → 5.00
-])
+@pytest.mark.parametrize(
+    "amounts, expected",
+    [
+        (["33.335"] * 3, ["33.33", "33.34", "33.34"]),  # 100.005 → 100.01
+        (["0.005"] * 4, ["0.00", "0.00", "0.01", "0.01"]),  # 0.02
+        (["10.004", "10.004", "10.004"], ["10.01", "10.00", "10.00"]),  # 30.012 → 30.01
+        (["1.25", "2.50"], ["1.25", "2.50"]),  # nothing to spread
+        (["-5.005", "10"], ["-5.00", "10.00"]),  # a negative line (a credit) counts too: 4.995 → 5.00
+    ],
+)
 def test_cents_are_spread_so_the_lines_add_up_to_hubspots_total(amounts, expected):
     from actions.steps.lines import money, rounded_amounts
     from actions.steps.source import Record
@@ -264,11 +345,14 @@ def test_a_deal_amount_that_differs_from_its_line_items_is_noted(app, portal, fa
     invoice = invoice_of(books, invoice_for(deal.deal_id))
 
     assert float(invoice["TotalAmt"]) == 450.0
-    assert any(f"deal {deal.deal_id} amount is 500, but its line items add up to 450.00" in note
-               for note in stored_executions(app)[0].notes)
+    assert any(
+        f"deal {deal.deal_id} amount is 500, but its line items add up to 450.00" in note
+        for note in stored_executions(app)[0].notes
+    )
 
 
 # -- the cost of an invoice --------------------------------------------------------------------------------
+
 
 def test_quickbooks_calls_cold_and_warm(portal, fake_quickbooks, books, invoice_for):
     deal = seed_deal(portal, fake_quickbooks)  # new contact, two products that match in QuickBooks
@@ -281,12 +365,16 @@ def test_quickbooks_calls_cold_and_warm(portal, fake_quickbooks, books, invoice_
     warm = quickbooks_calls(fake_quickbooks)
 
     customer_id = books.all("Customer")[0]["Id"]
-    assert cold == ["GET /preferences",  # then cached for the connection
-                    "POST /batch",  # the two line items: remembered ids, SKUs, names
-                    "POST /batch",  # the customer: email match and display-name check
-                    "POST /customer",
-                    "POST /invoice"]
-    assert warm == ["POST /batch",  # the line items: remembered ids (still active?) in the same one request
-                    f"GET /customer/{customer_id}",  # the remembered customer, still active?
-                    "POST /invoice"]
+    assert cold == [
+        "GET /preferences",  # then cached for the connection
+        "POST /batch",  # the two line items: remembered ids, SKUs, names
+        "POST /batch",  # the customer: email match and display-name check
+        "POST /customer",
+        "POST /invoice",
+    ]
+    assert warm == [
+        "POST /batch",  # the line items: remembered ids (still active?) in the same one request
+        f"GET /customer/{customer_id}",  # the remembered customer, still active?
+        "POST /invoice",
+    ]
     print(f"\nQuickBooks calls for one invoice: cold {len(cold)} {cold}; warm {len(warm)} {warm}")

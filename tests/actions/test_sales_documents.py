@@ -22,18 +22,27 @@ from tests.scenarios import (
 
 ENTITIES = {"create_invoice": "Invoice", "create_estimate": "Estimate", "create_sales_receipt": "SalesReceipt"}
 PAGES = {"create_invoice": "invoice", "create_estimate": "estimate", "create_sales_receipt": "salesreceipt"}
-RECORD_TYPES = {"create_invoice": ("DEAL", "QUOTE"), "create_estimate": ("DEAL", "QUOTE"),
-                "create_sales_receipt": ("DEAL", "QUOTE", "COMMERCE_PAYMENT")}
+RECORD_TYPES = {
+    "create_invoice": ("DEAL", "QUOTE"),
+    "create_estimate": ("DEAL", "QUOTE"),
+    "create_sales_receipt": ("DEAL", "QUOTE", "COMMERCE_PAYMENT"),
+}
 ACTION_RECORDS = [(action, object_type) for action, types in RECORD_TYPES.items() for object_type in types]
-DEAL_AND_QUOTE_RECORDS = [(action, object_type) for action, object_type in ACTION_RECORDS
-                          if object_type != "COMMERCE_PAYMENT"]
+DEAL_AND_QUOTE_RECORDS = [
+    (action, object_type) for action, object_type in ACTION_RECORDS if object_type != "COMMERCE_PAYMENT"
+]
 ACTIONS = list(ENTITIES)
 
 CRM_TYPES = {"DEAL": "deals", "QUOTE": "quotes", "COMMERCE_PAYMENT": "commerce_payments"}
 RECORD_PROPERTIES = {
     "DEAL": {"dealname": "Acme rollout", "amount": "450", "closedate": "2026-11-30"},
-    "QUOTE": {"hs_title": "Acme quote", "hs_quote_amount": "450", "hs_quote_number": "Q-2026-17",
-              "hs_esign_date": "2026-10-07", "createdate": "2026-10-01T08:00:00Z"},
+    "QUOTE": {
+        "hs_title": "Acme quote",
+        "hs_quote_amount": "450",
+        "hs_quote_number": "Q-2026-17",
+        "hs_esign_date": "2026-10-07",
+        "createdate": "2026-10-01T08:00:00Z",
+    },
     "COMMERCE_PAYMENT": PAYMENT_PROPERTIES,  # paid 2026-11-28 by card, reference HSP-7F3K2
 }
 RECORD_DATES = {"DEAL": "2026-11-30", "QUOTE": "2026-10-07", "COMMERCE_PAYMENT": "2026-11-28"}
@@ -78,14 +87,23 @@ def failed(fields, code) -> str:
 
 def item_lines(document) -> list[tuple]:
     """(ItemRef, Qty, Amount) of each product line."""
-    return [(line["SalesItemLineDetail"]["ItemRef"]["value"], float(line["SalesItemLineDetail"].get("Qty", 0)),
-             float(line["Amount"]))
-            for line in document["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    return [
+        (
+            line["SalesItemLineDetail"]["ItemRef"]["value"],
+            float(line["SalesItemLineDetail"].get("Qty", 0)),
+            float(line["Amount"]),
+        )
+        for line in document["Line"]
+        if line["DetailType"] == "SalesItemLineDetail"
+    ]
 
 
 def service_dates(document) -> list:
-    return [line["SalesItemLineDetail"].get("ServiceDate") for line in document["Line"]
-            if line["DetailType"] == "SalesItemLineDetail"]
+    return [
+        line["SalesItemLineDetail"].get("ServiceDate")
+        for line in document["Line"]
+        if line["DetailType"] == "SalesItemLineDetail"
+    ]
 
 
 def quickbooks_writes(fake_quickbooks) -> list[str]:
@@ -105,12 +123,15 @@ def named(books, entity, name_field, name) -> list[dict]:
 
 # -- quotes: their own line items, their signer ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("action", ACTIONS)
-def test_a_quote_document_bills_the_quote_line_items_not_its_deals(portal, books, items, make_record, action_for,
-                                                                   action):
+def test_a_quote_document_bills_the_quote_line_items_not_its_deals(
+    portal, books, items, make_record, action_for, action
+):
     widget_id, service_id = items
-    deal_id = make_record("DEAL", lines=[{"name": "Widget", "hs_sku": "W-1", "quantity": "7", "price": "100",
-                                          "amount": "700"}])
+    deal_id = make_record(
+        "DEAL", lines=[{"name": "Widget", "hs_sku": "W-1", "quantity": "7", "price": "100", "amount": "700"}]
+    )
     quote_id = make_record("QUOTE")
     portal.associate("deals", deal_id, "quotes", quote_id)
 
@@ -122,8 +143,9 @@ def test_a_quote_document_bills_the_quote_line_items_not_its_deals(portal, books
 
 
 @pytest.mark.parametrize("action", ACTIONS)
-def test_a_quote_without_line_items_is_no_line_items_even_when_its_deal_has_some(portal, fake_quickbooks, books,
-                                                                                 make_record, action_for, action):
+def test_a_quote_without_line_items_is_no_line_items_even_when_its_deal_has_some(
+    portal, fake_quickbooks, books, make_record, action_for, action
+):
     deal_id = make_record("DEAL")
     quote_id = make_record("QUOTE", lines=[])
     portal.associate("deals", deal_id, "quotes", quote_id)
@@ -138,8 +160,16 @@ def test_a_quote_without_line_items_is_no_line_items_even_when_its_deal_has_some
 @pytest.mark.parametrize("action", ACTIONS)
 def test_the_quote_signer_is_billed_when_customer_is_quote_signer(portal, books, make_record, action_for, action):
     quote_id = make_record("QUOTE", contact={"email": "buyer@acme.test", "firstname": "Bea", "lastname": "Buyer"})
-    add_contact(portal, quote_id, object_type="quotes", type_id=702, label="Signer", email="signer@acme.test",
-                firstname="Sid", lastname="Signer")
+    add_contact(
+        portal,
+        quote_id,
+        object_type="quotes",
+        type_id=702,
+        label="Signer",
+        email="signer@acme.test",
+        firstname="Sid",
+        lastname="Signer",
+    )
 
     fields = action_for(action, quote_id, "QUOTE", customer="quote_signer")
 
@@ -154,8 +184,9 @@ def test_the_quote_signer_is_billed_when_customer_is_quote_signer(portal, books,
 def test_a_quote_without_a_signer_bills_its_first_contact(app, portal, books, make_record, action_for, action):
     quote_id = make_record("QUOTE", contact=None)
     for contact_id, name in ((900, "Lou"), (50, "Fay")):
-        portal.add("contacts", {"email": f"{name.lower()}@acme.test", "firstname": name, "lastname": "Lee"},
-                   id=contact_id)
+        portal.add(
+            "contacts", {"email": f"{name.lower()}@acme.test", "firstname": name, "lastname": "Lee"}, id=contact_id
+        )
         portal.associate("quotes", quote_id, "contacts", contact_id)
 
     fields = action_for(action, quote_id, "QUOTE", customer="quote_signer")
@@ -166,8 +197,9 @@ def test_a_quote_without_a_signer_bills_its_first_contact(app, portal, books, ma
     assert any(f"quote {quote_id} has no signer; billing its first contact" in note for note in execution.notes)
 
 
-def test_first_associated_contact_on_a_quote_is_the_lowest_contact_even_with_a_signer(portal, books, make_record,
-                                                                                     action_for):
+def test_first_associated_contact_on_a_quote_is_the_lowest_contact_even_with_a_signer(
+    portal, books, make_record, action_for
+):
     quote_id = make_record("QUOTE", contact=None)
     portal.add("contacts", {"email": "sid@acme.test", "firstname": "Sid", "lastname": "Signer"}, id=900)
     portal.associate("quotes", quote_id, "contacts", 900, type_id=702, label="Signer")
@@ -182,9 +214,11 @@ def test_first_associated_contact_on_a_quote_is_the_lowest_contact_even_with_a_s
 
 # -- document numbers --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("action", ACTIONS)
-def test_hubspot_numbering_makes_the_quote_number_the_document_number(app, fake_quickbooks, books, make_record,
-                                                                      action_for, action):
+def test_hubspot_numbering_makes_the_quote_number_the_document_number(
+    app, fake_quickbooks, books, make_record, action_for, action
+):
     configure(app, document_numbers="hubspot", document_number_property="invoice_number")
     quote_id = make_record("QUOTE", hs_quote_number="Q-2026-17")
 
@@ -237,7 +271,8 @@ def test_a_hubspot_number_of_exactly_21_characters_is_kept_whole(app, books, mak
 
 @pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
 def test_a_hubspot_number_over_21_characters_is_invalid_input_and_nothing_is_written(
-        app, fake_quickbooks, books, make_record, action_for, action, object_type):
+    app, fake_quickbooks, books, make_record, action_for, action, object_type
+):
     configure(app, document_numbers="hubspot", document_number_property="invoice_number")
     number = "ACME-2026-QUOTE-000042"  # 22 characters
     number_property = "hs_quote_number" if object_type == "QUOTE" else "invoice_number"
@@ -254,6 +289,7 @@ def test_a_hubspot_number_over_21_characters_is_invalid_input_and_nothing_is_wri
 
 
 # -- estimates ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("expiration", ["2026-12-31", "2026-12-31T17:00:00Z", "1798675200000"])
 def test_an_estimate_expires_when_its_quote_does(books, make_record, action_for, expiration):
@@ -294,8 +330,7 @@ def test_revenue_recognition_dates_every_line_by_the_record(books, make_record, 
 
 
 @pytest.mark.parametrize("action, object_type", [r for r in ACTION_RECORDS if r[0] != "create_invoice"])
-def test_without_revenue_recognition_lines_have_no_service_date(books, make_record, action_for, action,
-                                                                object_type):
+def test_without_revenue_recognition_lines_have_no_service_date(books, make_record, action_for, action, object_type):
     record_id = make_record(object_type)
 
     document = document_of(books, action, action_for(action, record_id, object_type))
@@ -305,8 +340,9 @@ def test_without_revenue_recognition_lines_have_no_service_date(books, make_reco
 
 def test_estimate_line_billing_start_date_wins_over_the_record_date(books, items, make_record, action_for):
     books.set_pref("ProductAndServicesPrefs.RevenueRecognition", True)
-    deal_id = make_record("DEAL", lines=[{**DEFAULT_LINES[0], "hs_recurring_billing_start_date": "2027-01-15"},
-                                         DEFAULT_LINES[1]])
+    deal_id = make_record(
+        "DEAL", lines=[{**DEFAULT_LINES[0], "hs_recurring_billing_start_date": "2027-01-15"}, DEFAULT_LINES[1]]
+    )
 
     estimate = document_of(books, "create_estimate", action_for("create_estimate", deal_id))
 
@@ -314,6 +350,7 @@ def test_estimate_line_billing_start_date_wins_over_the_record_date(books, items
 
 
 # -- sales receipts: where the money went and how it was paid ----------------------------------------------
+
 
 @pytest.mark.parametrize("object_type", RECORD_TYPES["create_sales_receipt"])
 def test_a_sales_receipt_is_deposited_to_the_chosen_account(books, make_record, action_for, object_type):
@@ -326,8 +363,9 @@ def test_a_sales_receipt_is_deposited_to_the_chosen_account(books, make_record, 
 
 
 @pytest.mark.parametrize("object_type", RECORD_TYPES["create_sales_receipt"])
-def test_a_sales_receipt_without_deposit_account_goes_to_undeposited_funds(fake_quickbooks, books, make_record,
-                                                                           action_for, object_type):
+def test_a_sales_receipt_without_deposit_account_goes_to_undeposited_funds(
+    fake_quickbooks, books, make_record, action_for, object_type
+):
     record_id = make_record(object_type)
 
     receipt = document_of(books, "create_sales_receipt", action_for("create_sales_receipt", record_id, object_type))
@@ -339,51 +377,70 @@ def test_a_sales_receipt_without_deposit_account_goes_to_undeposited_funds(fake_
 def test_an_unknown_deposit_account_is_invalid_input_naming_the_field(books, make_record, action_for):
     payment_id = make_record("COMMERCE_PAYMENT")
 
-    message = failed(action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT", deposit_account="9999"),
-                     "INVALID_INPUT")
+    message = failed(
+        action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT", deposit_account="9999"), "INVALID_INPUT"
+    )
 
     assert "the account chosen in the action ('Deposit to' or 'Refund from')" in message
     assert books.all("SalesReceipt") == []
 
 
-@pytest.mark.parametrize("method_type, method_name", [
-    ("card", "Credit Card"), ("cash", "Cash"), ("check", "Check"), ("ach", "ACH"), ("wire_transfer", "Wire transfer"),
-    ("sepa", "SEPA Direct Debit"), ("bacs", "Bacs Direct Debit"), ("pads", "Pre-authorized debit"), ("other", "Other"),
-])
-def test_the_payment_method_is_the_quickbooks_method_named_for_hubspots_type(books, make_record, action_for,
-                                                                             method_type, method_name):
+@pytest.mark.parametrize(
+    "method_type, method_name",
+    [
+        ("card", "Credit Card"),
+        ("cash", "Cash"),
+        ("check", "Check"),
+        ("ach", "ACH"),
+        ("wire_transfer", "Wire transfer"),
+        ("sepa", "SEPA Direct Debit"),
+        ("bacs", "Bacs Direct Debit"),
+        ("pads", "Pre-authorized debit"),
+        ("other", "Other"),
+    ],
+)
+def test_the_payment_method_is_the_quickbooks_method_named_for_hubspots_type(
+    books, make_record, action_for, method_type, method_name
+):
     payment_id = make_record("COMMERCE_PAYMENT", hs_payment_method_type=method_type)
 
-    receipt = document_of(books, "create_sales_receipt",
-                          action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"))
+    receipt = document_of(
+        books, "create_sales_receipt", action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT")
+    )
 
     [method] = named(books, "PaymentMethod", "Name", method_name)
     assert receipt["PaymentMethodRef"]["value"] == method["Id"]
 
 
 @pytest.mark.parametrize("method_type, method_name", [("card", "Credit Card"), ("cash", "Cash"), ("check", "Check")])
-def test_a_payment_method_quickbooks_has_is_used_not_created(fake_quickbooks, books, make_record, action_for,
-                                                             method_type, method_name):
+def test_a_payment_method_quickbooks_has_is_used_not_created(
+    fake_quickbooks, books, make_record, action_for, method_type, method_name
+):
     existing = books.find("PaymentMethod", Name=method_name)
     payment_id = make_record("COMMERCE_PAYMENT", hs_payment_method_type=method_type)
 
-    receipt = document_of(books, "create_sales_receipt",
-                          action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"))
+    receipt = document_of(
+        books, "create_sales_receipt", action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT")
+    )
 
     assert receipt["PaymentMethodRef"]["value"] == existing["Id"]
     assert fake_quickbooks.requests_to("POST", "/paymentmethod") == []
 
 
-@pytest.mark.parametrize("method_type, method_name, kind", [("ach", "ACH", "NON_CREDIT_CARD"),
-                                                            ("wire_transfer", "Wire transfer", "NON_CREDIT_CARD")])
-def test_a_missing_payment_method_is_created_once_for_all_payments(fake_quickbooks, books, make_record, action_for,
-                                                                   method_type, method_name, kind):
+@pytest.mark.parametrize(
+    "method_type, method_name, kind",
+    [("ach", "ACH", "NON_CREDIT_CARD"), ("wire_transfer", "Wire transfer", "NON_CREDIT_CARD")],
+)
+def test_a_missing_payment_method_is_created_once_for_all_payments(
+    fake_quickbooks, books, make_record, action_for, method_type, method_name, kind
+):
     first = make_record("COMMERCE_PAYMENT", hs_payment_method_type=method_type, hs_reference_number="HSP-1")
     second = make_record("COMMERCE_PAYMENT", hs_payment_method_type=method_type, hs_reference_number="HSP-2")
 
-    receipts = [document_of(books, "create_sales_receipt",
-                            action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"))
-                for payment_id in (first, second)]
+    receipts = [
+        document_of(books, "create_sales_receipt", action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"))
+        for payment_id in (first, second)
+    ]
 
     [method] = named(books, "PaymentMethod", "Name", method_name)
     assert method["Type"] == kind
@@ -394,15 +451,17 @@ def test_a_missing_payment_method_is_created_once_for_all_payments(fake_quickboo
 def test_the_payment_reference_becomes_the_payment_ref_num(books, make_record, action_for):
     payment_id = make_record("COMMERCE_PAYMENT", hs_reference_number="HSP-7F3K2")
 
-    receipt = document_of(books, "create_sales_receipt",
-                          action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"))
+    receipt = document_of(
+        books, "create_sales_receipt", action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT")
+    )
 
     assert receipt["PaymentRefNum"] == "HSP-7F3K2"
 
 
 @pytest.mark.parametrize("object_type", ["DEAL", "QUOTE"])
-def test_deal_and_quote_sales_receipts_carry_no_payment_method_or_reference(fake_quickbooks, books, make_record,
-                                                                            action_for, object_type):
+def test_deal_and_quote_sales_receipts_carry_no_payment_method_or_reference(
+    fake_quickbooks, books, make_record, action_for, object_type
+):
     record_id = make_record(object_type)
 
     receipt = document_of(books, "create_sales_receipt", action_for("create_sales_receipt", record_id, object_type))
@@ -413,8 +472,9 @@ def test_deal_and_quote_sales_receipts_carry_no_payment_method_or_reference(fake
     assert fake_quickbooks.requests_to("POST", "/paymentmethod") == []
 
 
-def test_a_payment_of_a_hubspot_invoice_is_payment_from_invoice_and_writes_nothing(fake_quickbooks, books,
-                                                                                    make_record, action_for):
+def test_a_payment_of_a_hubspot_invoice_is_payment_from_invoice_and_writes_nothing(
+    fake_quickbooks, books, make_record, action_for
+):
     payment_id = make_record("COMMERCE_PAYMENT", hs_payment_source_app="INVOICE", hs_payment_method_type="ach")
 
     message = failed(action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"), "PAYMENT_FROM_INVOICE")
@@ -429,13 +489,15 @@ def test_a_payment_of_a_hubspot_invoice_is_payment_from_invoice_and_writes_nothi
 
 
 @pytest.mark.parametrize("allow", ["on", "true"])
-def test_a_payment_of_a_hubspot_invoice_is_recorded_when_allow_invoice_payments_is_on(app, books, make_record,
-                                                                                      action_for, allow):
+def test_a_payment_of_a_hubspot_invoice_is_recorded_when_allow_invoice_payments_is_on(
+    app, books, make_record, action_for, allow
+):
     configure(app, allow_invoice_payments=allow)
     payment_id = make_record("COMMERCE_PAYMENT", hs_payment_source_app="INVOICE")
 
-    receipt = document_of(books, "create_sales_receipt",
-                          action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"))
+    receipt = document_of(
+        books, "create_sales_receipt", action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT")
+    )
 
     assert float(receipt["TotalAmt"]) == 450.0
     assert len(books.all("SalesReceipt")) == 1
@@ -450,8 +512,9 @@ def test_payments_from_other_sources_are_recorded(books, make_record, action_for
     assert len(books.all("SalesReceipt")) == 1
 
 
-def test_a_refused_invoice_payment_enrolled_again_after_allowing_it_is_recorded_once(app, books, make_record,
-                                                                                     action_for):
+def test_a_refused_invoice_payment_enrolled_again_after_allowing_it_is_recorded_once(
+    app, books, make_record, action_for
+):
     payment_id = make_record("COMMERCE_PAYMENT", hs_payment_source_app="INVOICE")
     failed(action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT"), "PAYMENT_FROM_INVOICE")
 
@@ -477,12 +540,16 @@ DATE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("action, object_type, properties, expected", [
-    (action, object_type, properties, expected) for action in ACTIONS
-    for object_type, properties, expected in DATE_CASES if object_type in RECORD_TYPES[action]
-])
-def test_the_document_is_dated_by_its_record(books, make_record, action_for, action, object_type, properties,
-                                             expected):
+@pytest.mark.parametrize(
+    "action, object_type, properties, expected",
+    [
+        (action, object_type, properties, expected)
+        for action in ACTIONS
+        for object_type, properties, expected in DATE_CASES
+        if object_type in RECORD_TYPES[action]
+    ],
+)
+def test_the_document_is_dated_by_its_record(books, make_record, action_for, action, object_type, properties, expected):
     record_id = make_record(object_type, **properties)
 
     document = document_of(books, action, action_for(action, record_id, object_type))
@@ -491,6 +558,7 @@ def test_the_document_is_dated_by_its_record(books, make_record, action_for, act
 
 
 # -- output fields -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
 def test_a_success_answers_string_outputs_naming_the_document(books, make_record, action_for, action, object_type):
@@ -528,8 +596,10 @@ def test_a_failure_answers_string_outputs_with_code_and_message(make_record, act
 
 PRE_WRITE_FAILURES = {
     "NO_LINE_ITEMS": ({"lines": []}, "has no line items"),
-    "PRODUCT_NOT_FOUND": ({"lines": [{"name": "Gizmo", "hs_sku": "GZ-9", "quantity": "1", "price": "5",
-                                      "amount": "5"}]}, "'Gizmo' (SKU GZ-9)"),
+    "PRODUCT_NOT_FOUND": (
+        {"lines": [{"name": "Gizmo", "hs_sku": "GZ-9", "quantity": "1", "price": "5", "amount": "5"}]},
+        "'Gizmo' (SKU GZ-9)",
+    ),
     # A payment without a contact would bill its customer email, so it has none either.
     "CONTACT_MISSING": ({"contact": None, "hs_customer_email": ""}, "has no associated contact to bill"),
 }
@@ -537,8 +607,9 @@ PRE_WRITE_FAILURES = {
 
 @pytest.mark.parametrize("code", list(PRE_WRITE_FAILURES))
 @pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
-def test_a_record_failing_before_the_write_leaves_nothing_in_quickbooks(fake_quickbooks, books, make_record,
-                                                                        action_for, action, object_type, code):
+def test_a_record_failing_before_the_write_leaves_nothing_in_quickbooks(
+    fake_quickbooks, books, make_record, action_for, action, object_type, code
+):
     record, words = PRE_WRITE_FAILURES[code]
     record_id = make_record(object_type, **record)
 
@@ -551,13 +622,15 @@ def test_a_record_failing_before_the_write_leaves_nothing_in_quickbooks(fake_qui
 
 # -- retries never duplicate -------------------------------------------------------------------------------
 
+
 def writes_of(action, object_type) -> list[str]:
     writes = ["/customer", "/item", f"/{ENTITIES[action].lower()}"]
     return writes + ["/paymentmethod"] if object_type == "COMMERCE_PAYMENT" else writes
 
 
-RETRY_CASES = [(action, object_type, write) for action, object_type in ACTION_RECORDS
-               for write in writes_of(action, object_type)]
+RETRY_CASES = [
+    (action, object_type, write) for action, object_type in ACTION_RECORDS for write in writes_of(action, object_type)
+]
 
 
 def record_with_every_write(make_record, object_type) -> str:
@@ -576,8 +649,9 @@ def assert_written_once(books, action, object_type, fields) -> None:
 
 @pytest.mark.parametrize("fault", ["lost response", "503"])
 @pytest.mark.parametrize("action, object_type, write", RETRY_CASES)
-def test_a_failed_write_is_retried_into_exactly_one_of_each_record(fake_quickbooks, books, make_record, action_for,
-                                                                   action, object_type, write, fault):
+def test_a_failed_write_is_retried_into_exactly_one_of_each_record(
+    fake_quickbooks, books, make_record, action_for, action, object_type, write, fault
+):
     record_id = record_with_every_write(make_record, object_type)
     if fault == "lost response":
         fake_quickbooks.fail_next(f"POST {write}", 500, commit=True)
@@ -594,8 +668,8 @@ def test_a_failed_write_is_retried_into_exactly_one_of_each_record(fake_quickboo
 @pytest.mark.parametrize("fault", ["lost response", "503"])
 @pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
 def test_a_document_write_failing_past_the_quick_retries_is_retried_later_once(
-        fake_quickbooks, fake_hubspot, books, connection, signed_post, run_due_jobs, make_record, action, object_type,
-        fault):
+    fake_quickbooks, fake_hubspot, books, connection, signed_post, run_due_jobs, make_record, action, object_type, fault
+):
     record_id = record_with_every_write(make_record, object_type)
     document_write = f"POST /{ENTITIES[action].lower()}"
     if fault == "lost response":
@@ -604,9 +678,15 @@ def test_a_document_write_failing_past_the_quick_retries_is_retried_later_once(
         fake_quickbooks.fail_next(document_write, 503, times=3)
     callback_id = "ap-62515-1001-1-0"
 
-    signed_post(f"/hubspot/actions/{action}", execution_body(
-        callback_id=callback_id, object_id=record_id, object_type=object_type,
-        inputs={"create_missing_products": "true"}))
+    signed_post(
+        f"/hubspot/actions/{action}",
+        execution_body(
+            callback_id=callback_id,
+            object_id=record_id,
+            object_type=object_type,
+            inputs={"create_missing_products": "true"},
+        ),
+    )
     assert fake_hubspot.completion_for(callback_id) is None  # not given up: a later try is scheduled
     assert run_due_jobs() >= 1
 
@@ -616,6 +696,7 @@ def test_a_document_write_failing_past_the_quick_retries_is_retried_later_once(
 
 
 # -- enrolled again ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("action, object_type", DEAL_AND_QUOTE_RECORDS)
 def test_a_deal_or_quote_enrolled_again_gets_another_document(books, make_record, action_for, action, object_type):
@@ -631,7 +712,8 @@ def test_a_deal_or_quote_enrolled_again_gets_another_document(books, make_record
 
 
 def test_a_payment_enrolled_again_answers_with_its_first_sales_receipt_and_writes_nothing(
-        fake_quickbooks, books, make_record, action_for):
+    fake_quickbooks, books, make_record, action_for
+):
     payment_id = make_record("COMMERCE_PAYMENT", hs_payment_method_type="ach")
     first = action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT")
     writes_before = quickbooks_writes(fake_quickbooks)
@@ -651,5 +733,8 @@ def test_a_payment_enrolled_again_says_which_execution_made_its_document(app, ma
     action_for("create_sales_receipt", payment_id, "COMMERCE_PAYMENT")
 
     first_run, second_run = stored_executions(app)
-    assert any(f"already has its QuickBooks document from execution {first_run.callback_id}" in note
-               and first["quickbooks_document_url"] in note for note in second_run.notes)
+    assert any(
+        f"already has its QuickBooks document from execution {first_run.callback_id}" in note
+        and first["quickbooks_document_url"] in note
+        for note in second_run.notes
+    )

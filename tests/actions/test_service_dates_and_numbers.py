@@ -14,26 +14,36 @@ PATH = "/hubspot/actions/create_invoice"
 CALLBACK = "ap-62515-1001-1-0"  # the first run of invoice_for
 
 
-
-
-
-
 def service_dates(invoice) -> list:
-    return [line["SalesItemLineDetail"].get("ServiceDate") for line in invoice["Line"]
-            if line["DetailType"] == "SalesItemLineDetail"]
+    return [
+        line["SalesItemLineDetail"].get("ServiceDate")
+        for line in invoice["Line"]
+        if line["DetailType"] == "SalesItemLineDetail"
+    ]
 
 
 def dated_deal(portal, fake_quickbooks, closedate="2026-11-30"):
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200",
-         "hs_recurring_billing_start_date": "2027-01-15"},
-        {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {
+                "name": "Widget",
+                "hs_sku": "W-1",
+                "quantity": "2",
+                "price": "100",
+                "amount": "200",
+                "hs_recurring_billing_start_date": "2027-01-15",
+            },
+            {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250"},
+        ],
+    )
     portal.update("deals", deal.deal_id, {"closedate": closedate})
     return deal
 
 
 # -- service dates -----------------------------------------------------------------------------------------
+
 
 def test_revenue_recognition_gets_a_service_date_on_every_line(portal, fake_quickbooks, books, invoice_for):
     books.set_pref("ProductAndServicesPrefs.RevenueRecognition", True)
@@ -87,8 +97,9 @@ def test_never_under_revenue_recognition_is_service_date_required(app, portal, f
     assert books.all("Invoice") == []
 
 
-def test_preferences_are_read_once_per_connection_within_the_ttl(portal, fake_quickbooks, books, invoice_for,
-                                                                  monkeypatch):
+def test_preferences_are_read_once_per_connection_within_the_ttl(
+    portal, fake_quickbooks, books, invoice_for, monkeypatch
+):
     deal = dated_deal(portal, fake_quickbooks)
     invoice_of(books, invoice_for(deal.deal_id, callback_id="ap-62515-3003-1-1"))
     invoice_of(books, invoice_for(deal.deal_id, callback_id="ap-62515-3003-1-2"))
@@ -100,6 +111,7 @@ def test_preferences_are_read_once_per_connection_within_the_ttl(portal, fake_qu
 
 
 # -- document numbers --------------------------------------------------------------------------------------
+
 
 def hubspot_numbers(app, portal, deal, number="HS-2026-0042"):
     configure(app, document_numbers="hubspot", document_number_property="invoice_number")
@@ -126,34 +138,50 @@ def test_hubspot_number_on_a_quote_is_the_quote_number(app, portal, fake_quickbo
     assert invoice_of(books, fields)["DocNumber"] == "Q-2026-17"
 
 
-def test_hubspot_numbers_without_the_property_let_quickbooks_number_it(app, portal, fake_quickbooks, books,
-                                                                        invoice_for):
+def test_hubspot_numbers_without_the_property_let_quickbooks_number_it(
+    app, portal, fake_quickbooks, books, invoice_for
+):
     configure(app, document_numbers="hubspot", document_number_property="invoice_number")
     deal = seed_deal(portal, fake_quickbooks)
 
     invoice = invoice_of(books, invoice_for(deal.deal_id))
 
     assert invoice["DocNumber"] == "1001"
-    assert any("has no invoice_number; QuickBooks numbers the document" in note
-               for note in stored_executions(app)[0].notes)
+    assert any(
+        "has no invoice_number; QuickBooks numbers the document" in note for note in stored_executions(app)[0].notes
+    )
 
 
-def test_a_number_held_by_another_invoice_is_duplicate_document_number(app, portal, fake_quickbooks, books,
-                                                                        invoice_for):
+def test_a_number_held_by_another_invoice_is_duplicate_document_number(
+    app, portal, fake_quickbooks, books, invoice_for
+):
     deal = seed_deal(portal, fake_quickbooks)
     hubspot_numbers(app, portal, deal)
     bob = books.add_customer(DisplayName="Bob Stone")
-    holder = books.write("Invoice", {"CustomerRef": {"value": bob["Id"]}, "DocNumber": "HS-2026-0042",
-                                     "TxnDate": "2026-10-01",
-                                     "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 100,
-                                               "SalesItemLineDetail": {"ItemRef": {"value": deal.widget_id}}}],
-                                     "PrivateNote": "Created by qbo-actions (execution ap-62515-3003-1-01)."})
+    holder = books.write(
+        "Invoice",
+        {
+            "CustomerRef": {"value": bob["Id"]},
+            "DocNumber": "HS-2026-0042",
+            "TxnDate": "2026-10-01",
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": 100,
+                    "SalesItemLineDetail": {"ItemRef": {"value": deal.widget_id}},
+                }
+            ],
+            "PrivateNote": "Created by qbo-actions (execution ap-62515-3003-1-01).",
+        },
+    )
 
     fields = invoice_for(deal.deal_id)
 
     assert (fields["hs_execution_state"], fields["error_code"]) == ("FAIL_CONTINUE", "DUPLICATE_DOCUMENT_NUMBER")
-    assert (f"QuickBooks already has a document numbered 'HS-2026-0042': QuickBooks invoice HS-2026-0042 "
-            f"(id {holder['Id']}) for customer Bob Stone, dated 2026-10-01.") in fields["error_message"]
+    assert (
+        f"QuickBooks already has a document numbered 'HS-2026-0042': QuickBooks invoice HS-2026-0042 "
+        f"(id {holder['Id']}) for customer Bob Stone, dated 2026-10-01."
+    ) in fields["error_message"]
     assert "Renumber the conflicting QuickBooks document" in fields["error_message"]
     assert [i["Id"] for i in books.all("Invoice")] == [holder["Id"]]
 
@@ -162,15 +190,27 @@ def test_a_number_held_by_a_credit_memo_names_it(app, portal, fake_quickbooks, b
     deal = seed_deal(portal, fake_quickbooks)
     hubspot_numbers(app, portal, deal)
     bob = books.add_customer(DisplayName="Bob Stone")
-    memo = books.write("CreditMemo", {"CustomerRef": {"value": bob["Id"]}, "DocNumber": "HS-2026-0042",
-                                      "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 5,
-                                                "SalesItemLineDetail": {"ItemRef": {"value": deal.widget_id}}}]})
+    memo = books.write(
+        "CreditMemo",
+        {
+            "CustomerRef": {"value": bob["Id"]},
+            "DocNumber": "HS-2026-0042",
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": 5,
+                    "SalesItemLineDetail": {"ItemRef": {"value": deal.widget_id}},
+                }
+            ],
+        },
+    )
 
     fields = invoice_for(deal.deal_id)
 
     assert fields["error_code"] == "DUPLICATE_DOCUMENT_NUMBER"
-    assert f"DocNumber=HS-2026-0042 is assigned to TxnType=CreditMemo with TxnId={memo['Id']}" \
-        in fields["error_message"]
+    assert (
+        f"DocNumber=HS-2026-0042 is assigned to TxnType=CreditMemo with TxnId={memo['Id']}" in fields["error_message"]
+    )
 
 
 def test_rerun_after_its_invoice_exists_is_a_success(app, portal, fake_quickbooks, books, invoice_for):
@@ -178,11 +218,21 @@ def test_rerun_after_its_invoice_exists_is_a_success(app, portal, fake_quickbook
     hubspot_numbers(app, portal, deal)
     ann = books.add_customer(DisplayName="Ann Lee", PrimaryEmailAddr="ann.lee@acme.test")
     # An earlier attempt of this very execution wrote the invoice; QuickBooks no longer replays its requestid.
-    ours = books.write("Invoice", {"CustomerRef": {"value": ann["Id"]}, "DocNumber": "HS-2026-0042",
-                                   "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 450,
-                                             "SalesItemLineDetail": {"ItemRef": {"value": deal.widget_id}}}],
-                                   "PrivateNote": f"Created by qbo-actions from HubSpot deal {deal.deal_id} "
-                                                  f"(execution {CALLBACK})."})
+    ours = books.write(
+        "Invoice",
+        {
+            "CustomerRef": {"value": ann["Id"]},
+            "DocNumber": "HS-2026-0042",
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": 450,
+                    "SalesItemLineDetail": {"ItemRef": {"value": deal.widget_id}},
+                }
+            ],
+            "PrivateNote": f"Created by qbo-actions from HubSpot deal {deal.deal_id} (execution {CALLBACK}).",
+        },
+    )
 
     fields = invoice_for(deal.deal_id)
 
@@ -217,14 +267,18 @@ def test_without_custom_transaction_numbers_no_number_is_sent(portal, fake_quick
 
 # -- "ours" by the journal (pure: stub QuickBooks and journal) ---------------------------------------------
 
+
 class StubBooks:
     def __init__(self, holders):
         self.holders = holders
         self.queries = []
 
     def create(self, entity, body, *, request_id):
-        raise QuickBooksFault(6140, "Duplicate Document Number Error",
-                              "You must specify a different number. This number has already been used.")
+        raise QuickBooksFault(
+            6140,
+            "Duplicate Document Number Error",
+            "You must specify a different number. This number has already been used.",
+        )
 
     def query(self, select):
         self.queries.append(select)
@@ -270,8 +324,13 @@ def test_a_step_the_journal_says_is_written_is_read_back_not_written_again():
 
 
 def test_a_holder_neither_in_the_journal_nor_noted_is_someone_elses():
-    holder = {"Id": "78", "DocNumber": "D-1", "TxnDate": "2026-01-02", "CustomerRef": {"value": "5", "name": "Bob"},
-              "PrivateNote": "Created by qbo-actions from HubSpot deal 9 (execution ap-1-2-3-45)."}
+    holder = {
+        "Id": "78",
+        "DocNumber": "D-1",
+        "TxnDate": "2026-01-02",
+        "CustomerRef": {"value": "5", "name": "Bob"},
+        "PrivateNote": "Created by qbo-actions from HubSpot deal 9 (execution ap-1-2-3-45).",
+    }
     ctx = StubCtx(StubBooks([holder]), StubJournal())
 
     with pytest.raises(ActionError) as caught:

@@ -29,8 +29,9 @@ def deal(portal, connection, fake_quickbooks):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
-def test_signed_request_creates_one_invoice_and_completes_the_callback(signed_post, deal, fake_quickbooks,
-                                                                        fake_hubspot, app):
+def test_signed_request_creates_one_invoice_and_completes_the_callback(
+    signed_post, deal, fake_quickbooks, fake_hubspot, app
+):
     net_30 = next(t["Id"] for t in fake_quickbooks.company(REALM_ID).all("Term") if t["Name"] == "Net 30")
     response = signed_post(PATH, execution_body(object_id=deal.deal_id, inputs={"payment_terms": net_30}))
 
@@ -43,8 +44,11 @@ def test_signed_request_creates_one_invoice_and_completes_the_callback(signed_po
     assert customer["DisplayName"] == "Ann Lee"
     assert customer["PrimaryEmailAddr"]["Address"] == "ann.lee@acme.test"
     assert invoice["CustomerRef"]["value"] == customer["Id"]
-    assert [line["SalesItemLineDetail"]["ItemRef"]["value"] for line in invoice["Line"]
-            if line.get("DetailType") == "SalesItemLineDetail"] == [deal.widget_id, deal.service_id]
+    assert [
+        line["SalesItemLineDetail"]["ItemRef"]["value"]
+        for line in invoice["Line"]
+        if line.get("DetailType") == "SalesItemLineDetail"
+    ] == [deal.widget_id, deal.service_id]
     [completion] = fake_hubspot.completions
     assert completion.callback_id == "ap-62515-1001-1-0"
     assert completion.output_fields == {
@@ -66,8 +70,9 @@ def test_invoice_write_carries_a_request_id_derived_from_the_execution(signed_po
     [write] = fake_quickbooks.requests_to("POST", "/invoice")
     from actions.context import ActionContext
 
-    expected = ActionContext.request_id(type("C", (), {"portal_id": PORTAL_ID, "callback_id": "ap-62515-1001-1-0"}),
-                                        "invoice")
+    expected = ActionContext.request_id(
+        type("C", (), {"portal_id": PORTAL_ID, "callback_id": "ap-62515-1001-1-0"}), "invoice"
+    )
     assert write.query["requestid"] == expected
     assert len(expected) == 36
 
@@ -79,7 +84,9 @@ def test_v2_signature_and_the_observed_body_shape_work(signed_post, deal, fake_q
     assert fake_hubspot.completions[0].output_fields["hs_execution_state"] == "SUCCESS"
 
 
-def test_repeated_delivery_creates_nothing_new_and_replays_the_outcome(signed_post, deal, fake_quickbooks, fake_hubspot):
+def test_repeated_delivery_creates_nothing_new_and_replays_the_outcome(
+    signed_post, deal, fake_quickbooks, fake_hubspot
+):
     body = execution_body(object_id=deal.deal_id)
     answers = [signed_post(PATH, body).json for _ in range(3)]
 
@@ -123,12 +130,15 @@ def tamper_body(raw: bytes) -> bytes:
     return raw.replace(b'"DEAL"', b'"QUOTE"')
 
 
-@pytest.mark.parametrize("variant", [
-    {"secret": "not-the-secret"},
-    {"tamper": tamper_body},
-    {"timestamp_ms": 1_000_000_000_000},
-    {"version": "v2", "secret": "not-the-secret"},
-])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"secret": "not-the-secret"},
+        {"tamper": tamper_body},
+        {"timestamp_ms": 1_000_000_000_000},
+        {"version": "v2", "secret": "not-the-secret"},
+    ],
+)
 def test_forged_altered_or_stale_requests_get_401_and_record_nothing(variant, signed_post, deal, app, fake_quickbooks):
     response = signed_post(PATH, execution_body(object_id=deal.deal_id), **variant)
     assert response.status_code == 401
@@ -144,13 +154,20 @@ def test_unsigned_request_gets_401(client, deal):
     assert "missing" in response.json["reason"].lower()
 
 
-@pytest.mark.parametrize("raw, reason", [
-    (b"{not json", "JSON object"),
-    (b"[1, 2]", "JSON object"),
-    (json.dumps({"origin": {"portalId": 1}, "object": {"objectType": "DEAL"}}).encode(), "callbackId"),
-    (json.dumps({"callbackId": "x", "origin": {"portalId": "abc"},
-                 "object": {"objectId": 1, "objectType": "DEAL"}}).encode(), "origin.portalId"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"{not json", "JSON object"),
+        (b"[1, 2]", "JSON object"),
+        (json.dumps({"origin": {"portalId": 1}, "object": {"objectType": "DEAL"}}).encode(), "callbackId"),
+        (
+            json.dumps(
+                {"callbackId": "x", "origin": {"portalId": "abc"}, "object": {"objectId": 1, "objectType": "DEAL"}}
+            ).encode(),
+            "origin.portalId",
+        ),
+    ],
+)
 def test_malformed_requests_get_400_with_reasons(raw, reason, signed_post, app):
     response = signed_post(PATH, raw)
     assert response.status_code == 400
@@ -164,10 +181,21 @@ def test_unknown_action_is_404(signed_post):
     assert "create_spaceship" in response.json["reason"]
 
 
-@pytest.mark.parametrize("action", ["create_invoice", "create_estimate", "create_sales_receipt",
-                                    "create_paid_invoice", "create_expense", "create_refund_receipt"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "create_invoice",
+        "create_estimate",
+        "create_sales_receipt",
+        "create_paid_invoice",
+        "create_expense",
+        "create_refund_receipt",
+    ],
+)
 def test_every_action_is_available_and_answers_block(action, signed_post, deal):
-    response = signed_post(f"/hubspot/actions/{action}", execution_body(object_id=deal.deal_id, callback_id=f"ap-{action}"))
+    response = signed_post(
+        f"/hubspot/actions/{action}", execution_body(object_id=deal.deal_id, callback_id=f"ap-{action}")
+    )
     assert response.json["outputFields"]["hs_execution_state"] == "BLOCK"
 
 
@@ -194,11 +222,15 @@ def test_deal_without_contact_fails_with_contact_missing(signed_post, portal, co
 
 
 def test_unmatched_products_are_named(signed_post, portal, connection, fake_quickbooks, fake_hubspot):
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},
-        {"name": "Gadget", "hs_sku": "G-9", "quantity": "1", "price": "5", "amount": "5"},
-        {"name": "Gizmo", "quantity": "1", "price": "7", "amount": "7"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {"name": "Widget", "hs_sku": "W-1", "quantity": "1", "price": "100", "amount": "100"},
+            {"name": "Gadget", "hs_sku": "G-9", "quantity": "1", "price": "5", "amount": "5"},
+            {"name": "Gizmo", "quantity": "1", "price": "7", "amount": "7"},
+        ],
+    )
     signed_post(PATH, execution_body(object_id=deal.deal_id))
     fields = fake_hubspot.completions[0].output_fields
     assert fields["error_code"] == "PRODUCT_NOT_FOUND"
@@ -208,9 +240,13 @@ def test_unmatched_products_are_named(signed_post, portal, connection, fake_quic
 
 
 def test_missing_products_are_created_when_asked(signed_post, portal, connection, fake_quickbooks, fake_hubspot):
-    deal = seed_deal(portal, fake_quickbooks, lines=[
-        {"name": "Gadget", "hs_sku": "G-9", "quantity": "3", "price": "5", "amount": "15", "description": "Blue"},
-    ])
+    deal = seed_deal(
+        portal,
+        fake_quickbooks,
+        lines=[
+            {"name": "Gadget", "hs_sku": "G-9", "quantity": "3", "price": "5", "amount": "15", "description": "Blue"},
+        ],
+    )
     signed_post(PATH, execution_body(object_id=deal.deal_id, inputs={"create_missing_products": "true"}))
     gadget = next(i for i in fake_quickbooks.company(REALM_ID).all("Item") if i["Name"] == "Gadget")
     assert (gadget["Sku"], gadget["Type"], float(gadget["UnitPrice"])) == ("G-9", "Service", 5.0)
@@ -234,7 +270,9 @@ def test_expired_quickbooks_token_is_refreshed_once_and_the_new_one_kept(signed_
         assert connection.access_token != old_access
 
 
-def test_revoked_quickbooks_authorization_fails_with_auth_expired(signed_post, deal, app, fake_quickbooks, fake_hubspot):
+def test_revoked_quickbooks_authorization_fails_with_auth_expired(
+    signed_post, deal, app, fake_quickbooks, fake_hubspot
+):
     with app.app_context():
         connection = db.session.scalars(select(QuickBooksConnection)).one()
         fake_quickbooks.expire_access_token(connection.access_token)
@@ -249,8 +287,9 @@ def test_revoked_quickbooks_authorization_fails_with_auth_expired(signed_post, d
         assert db.session.scalars(select(QuickBooksConnection)).one().state == "reconnect_needed"
 
 
-def test_quickbooks_outage_ends_in_quickbooks_unavailable(signed_post, deal, fake_quickbooks, fake_hubspot, app,
-                                                          run_due_jobs):
+def test_quickbooks_outage_ends_in_quickbooks_unavailable(
+    signed_post, deal, fake_quickbooks, fake_hubspot, app, run_due_jobs
+):
     fake_quickbooks.fail_next("POST /invoice", status=503, times=100)
     signed_post(PATH, execution_body(object_id=deal.deal_id))
     assert fake_hubspot.completions == [] and executions(app)[0].status == "pending"  # waiting for its retry

@@ -16,15 +16,37 @@ from app.hubspot.app_definition import (
 
 PUBLIC_URL = "https://qbo.example.test"
 ERROR_CODES = {
-    "ACTION_NOT_AVAILABLE", "QUICKBOOKS_NOT_CONNECTED", "QUICKBOOKS_AUTH_EXPIRED", "QUICKBOOKS_UNAVAILABLE",
-    "QUICKBOOKS_VALIDATION", "CONTACT_MISSING", "CONTACT_NOT_ELIGIBLE", "CUSTOMER_NOT_FOUND",
-    "DUPLICATE_DISPLAY_NAME", "NO_LINE_ITEMS", "PRODUCT_NOT_FOUND", "INVALID_INPUT", "SERVICE_DATE_REQUIRED",
-    "DUPLICATE_DOCUMENT_NUMBER", "QUICKBOOKS_DOCUMENT_CHANGED", "QUICKBOOKS_PERIOD_CLOSED",
-    "TAXABLE_LINES_NOT_ALLOWED", "NOT_FULLY_REFUNDED", "PAYMENT_FROM_INVOICE", "INTERNAL_ERROR",
-    "PAYMENT_AMOUNT_MISMATCH", "NO_PAYMENT_FEE",
+    "ACTION_NOT_AVAILABLE",
+    "QUICKBOOKS_NOT_CONNECTED",
+    "QUICKBOOKS_AUTH_EXPIRED",
+    "QUICKBOOKS_UNAVAILABLE",
+    "QUICKBOOKS_VALIDATION",
+    "CONTACT_MISSING",
+    "CONTACT_NOT_ELIGIBLE",
+    "CUSTOMER_NOT_FOUND",
+    "DUPLICATE_DISPLAY_NAME",
+    "NO_LINE_ITEMS",
+    "PRODUCT_NOT_FOUND",
+    "INVALID_INPUT",
+    "SERVICE_DATE_REQUIRED",
+    "DUPLICATE_DOCUMENT_NUMBER",
+    "QUICKBOOKS_DOCUMENT_CHANGED",
+    "QUICKBOOKS_PERIOD_CLOSED",
+    "TAXABLE_LINES_NOT_ALLOWED",
+    "NOT_FULLY_REFUNDED",
+    "PAYMENT_FROM_INVOICE",
+    "INTERNAL_ERROR",
+    "PAYMENT_AMOUNT_MISMATCH",
+    "NO_PAYMENT_FEE",
 }
-OUTPUTS = ["quickbooks_document_id", "quickbooks_document_number", "quickbooks_document_url",
-           "quickbooks_customer_id", "error_code", "error_message"]
+OUTPUTS = [
+    "quickbooks_document_id",
+    "quickbooks_document_number",
+    "quickbooks_document_url",
+    "quickbooks_customer_id",
+    "error_code",
+    "error_message",
+]
 
 
 @pytest.fixture(scope="module")
@@ -60,21 +82,30 @@ def test_environment_variable_points_at_another_file(tmp_path, monkeypatch, raw)
 def test_app_section(definition):
     app = definition.app
     assert app["name"] == "QuickBooks Actions (qbo-actions)"
-    assert app["requiredScopes"] == ["oauth", "automation", "crm.objects.contacts.read", "crm.objects.deals.read",
-                                     "crm.objects.companies.read", "crm.objects.line_items.read",
-                                     "crm.objects.quotes.read"]
+    assert app["requiredScopes"] == [
+        "oauth",
+        "automation",
+        "crm.objects.contacts.read",
+        "crm.objects.deals.read",
+        "crm.objects.companies.read",
+        "crm.objects.line_items.read",
+        "crm.objects.quotes.read",
+    ]
     assert app["optionalScopes"] == ["crm.objects.commercepayments.read", "crm.objects.invoices.read"]
     assert app["redirectPaths"] == ["/oauth/hubspot/callback"]
 
 
-@pytest.mark.parametrize("action, object_types", [
-    ("create_invoice", ["DEAL", "QUOTE"]),
-    ("create_estimate", ["DEAL", "QUOTE"]),
-    ("create_sales_receipt", ["DEAL", "QUOTE", "COMMERCE_PAYMENT"]),
-    ("create_paid_invoice", ["COMMERCE_PAYMENT"]),
-    ("create_expense", ["COMMERCE_PAYMENT"]),
-    ("create_refund_receipt", ["COMMERCE_PAYMENT"]),
-])
+@pytest.mark.parametrize(
+    "action, object_types",
+    [
+        ("create_invoice", ["DEAL", "QUOTE"]),
+        ("create_estimate", ["DEAL", "QUOTE"]),
+        ("create_sales_receipt", ["DEAL", "QUOTE", "COMMERCE_PAYMENT"]),
+        ("create_paid_invoice", ["COMMERCE_PAYMENT"]),
+        ("create_expense", ["COMMERCE_PAYMENT"]),
+        ("create_refund_receipt", ["COMMERCE_PAYMENT"]),
+    ],
+)
 def test_payload_shape_and_urls(definition, action, object_types):
     payload = action_definition_payload(definition.actions[action], PUBLIC_URL)
     assert payload["actionUrl"] == f"{PUBLIC_URL}/hubspot/actions/{action}"
@@ -116,8 +147,13 @@ def test_action_names(definition):
 
 def test_input_fields_per_action(definition):
     fields = {name: [f["typeDefinition"]["name"] for f in p["inputFields"]] for name, p in payloads(definition).items()}
-    assert fields["create_invoice"] == ["quickbooks_account", "payment_terms", "customer", "products",
-                                        "create_missing_products"]
+    assert fields["create_invoice"] == [
+        "quickbooks_account",
+        "payment_terms",
+        "customer",
+        "products",
+        "create_missing_products",
+    ]
     assert "payment_terms" not in fields["create_estimate"]
     for action in ("create_invoice", "create_estimate", "create_sales_receipt", "create_paid_invoice"):
         assert {"quickbooks_account", "customer", "products", "create_missing_products"} <= set(fields[action])
@@ -164,23 +200,36 @@ def test_output_fields(definition):
 
 def test_customer_options_depend_on_the_object_types(definition):
     invoice = input_field(action_definition_payload(definition.actions["create_invoice"], PUBLIC_URL), "customer")
-    expense_like = input_field(action_definition_payload(definition.actions["create_paid_invoice"], PUBLIC_URL),
-                               "customer")
+    expense_like = input_field(
+        action_definition_payload(definition.actions["create_paid_invoice"], PUBLIC_URL), "customer"
+    )
     assert [o["value"] for o in invoice["typeDefinition"]["options"]] == [
-        "first_associated_contact", "primary_company", "quote_signer"]
+        "first_associated_contact",
+        "primary_company",
+        "quote_signer",
+    ]
     assert invoice["isRequired"] is True
     assert [o["value"] for o in expense_like["typeDefinition"]["options"]] == [
-        "first_associated_contact", "primary_company"]
+        "first_associated_contact",
+        "primary_company",
+    ]
     assert definition.actions["create_invoice"]["inputDefaults"]["customer"] == "first_associated_contact"
 
 
 def test_dependencies(definition):
     payload = action_definition_payload(definition.actions["create_invoice"], PUBLIC_URL)
     assert payload["inputFieldDependencies"] == [
-        {"dependencyType": "SINGLE_FIELD", "controllingFieldName": "quickbooks_account",
-         "dependentFieldNames": ["payment_terms", "products"]},
-        {"dependencyType": "CONDITIONAL_SINGLE_FIELD", "controllingFieldName": "products",
-         "controllingFieldValue": "line_items", "dependentFieldNames": ["create_missing_products"]},
+        {
+            "dependencyType": "SINGLE_FIELD",
+            "controllingFieldName": "quickbooks_account",
+            "dependentFieldNames": ["payment_terms", "products"],
+        },
+        {
+            "dependencyType": "CONDITIONAL_SINGLE_FIELD",
+            "controllingFieldName": "products",
+            "controllingFieldValue": "line_items",
+            "dependentFieldNames": ["create_missing_products"],
+        },
     ]
     create_missing = input_field(payload, "create_missing_products")["typeDefinition"]
     assert [(o["value"], o["label"]) for o in create_missing["options"]] == [("true", "Yes"), ("false", "No")]
@@ -194,10 +243,18 @@ def test_field_override_changes_only_that_action(definition):
 
 
 def test_payment_properties_are_requested(definition):
-    properties = action_definition_payload(definition.actions["create_expense"], PUBLIC_URL)[
-        "objectRequestOptions"]["properties"]
-    assert {"hs_initial_amount", "hs_fees_amount", "hs_latest_status", "hs_payment_source_app",
-            "hs_currency_code", "hs_customer_email", "hs_initiated_date"} <= set(properties)
+    properties = action_definition_payload(definition.actions["create_expense"], PUBLIC_URL)["objectRequestOptions"][
+        "properties"
+    ]
+    assert {
+        "hs_initial_amount",
+        "hs_fees_amount",
+        "hs_latest_status",
+        "hs_payment_source_app",
+        "hs_currency_code",
+        "hs_customer_email",
+        "hs_initiated_date",
+    } <= set(properties)
 
 
 # --- invalid variants -------------------------------------------------------------------------------
@@ -251,21 +308,32 @@ def mutate_typo_key(raw):
     raw["actions"]["create_invoice"]["objectType"] = ["DEAL"]
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (mutate_missing_action_name, "actions.create_invoice.labels.en.actionName"),
-    (mutate_unknown_object_type, "unknown objectType 'SPACESHIP'"),
-    (mutate_dependency_on_unknown_field, "fields.payment_terms.dependsOn names an unknown field 'quickbooks_company'"),
-    (mutate_conditional_on_unknown_field, "fields.create_missing_products.showWhen names an unknown field 'product'"),
-    (mutate_unknown_input_field, "actions.create_expense.inputFields: unknown field 'memo'"),
-    (mutate_unknown_output_field, "actions.create_expense.outputFields: unknown output field 'quickbooks_memo'"),
-    (mutate_rule_without_label, "labels.en (the message shown in the workflow history) is required"),
-    (mutate_duplicate_rule, "labelName 'actionNotAvailable' is used twice"),
-    (mutate_dependency_missing_from_action,
-     "field 'products' depends on 'quickbooks_account', which the action does not use"),
-    (mutate_option_without_label, "labels.en.options has no label for quote_signer"),
-    (mutate_actionurl_not_a_path, "actions.create_invoice.actionUrl: must be a path"),
-    (mutate_typo_key, "actions.create_invoice.objectType: Unknown field."),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (mutate_missing_action_name, "actions.create_invoice.labels.en.actionName"),
+        (mutate_unknown_object_type, "unknown objectType 'SPACESHIP'"),
+        (
+            mutate_dependency_on_unknown_field,
+            "fields.payment_terms.dependsOn names an unknown field 'quickbooks_company'",
+        ),
+        (
+            mutate_conditional_on_unknown_field,
+            "fields.create_missing_products.showWhen names an unknown field 'product'",
+        ),
+        (mutate_unknown_input_field, "actions.create_expense.inputFields: unknown field 'memo'"),
+        (mutate_unknown_output_field, "actions.create_expense.outputFields: unknown output field 'quickbooks_memo'"),
+        (mutate_rule_without_label, "labels.en (the message shown in the workflow history) is required"),
+        (mutate_duplicate_rule, "labelName 'actionNotAvailable' is used twice"),
+        (
+            mutate_dependency_missing_from_action,
+            "field 'products' depends on 'quickbooks_account', which the action does not use",
+        ),
+        (mutate_option_without_label, "labels.en.options has no label for quote_signer"),
+        (mutate_actionurl_not_a_path, "actions.create_invoice.actionUrl: must be a path"),
+        (mutate_typo_key, "actions.create_invoice.objectType: Unknown field."),
+    ],
+)
 def test_invalid_variants_are_refused_with_the_reason(raw, mutate, expected):
     mutate(raw)
     with pytest.raises(AppDefinitionError) as caught:

@@ -16,8 +16,15 @@ KEY = ("create_paid_invoice", "COMMERCE_PAYMENT", "101")
 
 def new_execution(app, callback_id: str, **fields) -> int:
     with app.app_context(), db.new_session() as session:
-        execution = Execution(portal_id=PORTAL_ID, callback_id=callback_id, action=KEY[0], object_type=KEY[1],
-                              object_id=KEY[2], expires_at=utcnow() + timedelta(days=6), **fields)
+        execution = Execution(
+            portal_id=PORTAL_ID,
+            callback_id=callback_id,
+            action=KEY[0],
+            object_type=KEY[1],
+            object_id=KEY[2],
+            expires_at=utcnow() + timedelta(days=6),
+            **fields,
+        )
         session.add(execution)
         session.commit()
         return execution.id

@@ -39,10 +39,19 @@ def test_production_lists_every_missing_setting_at_once(tmp_path):
 
 
 def test_production_with_everything_set_starts(tmp_path):
-    environ = {"APP_ENV": "production", "SECRET_KEY": "s", "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-               "DATABASE_URL": "postgres://u@h/db", "PUBLIC_URL": "https://q.example/", "HUBSPOT_APP_ID": "1",
-               "HUBSPOT_CLIENT_ID": "c", "HUBSPOT_CLIENT_SECRET": "old,new", "QBO_CLIENT_ID": "q",
-               "QBO_CLIENT_SECRET": "qs", "QBO_ENVIRONMENT": "production"}
+    environ = {
+        "APP_ENV": "production",
+        "SECRET_KEY": "s",
+        "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DATABASE_URL": "postgres://u@h/db",
+        "PUBLIC_URL": "https://q.example/",
+        "HUBSPOT_APP_ID": "1",
+        "HUBSPOT_CLIENT_ID": "c",
+        "HUBSPOT_CLIENT_SECRET": "old,new",
+        "QBO_CLIENT_ID": "q",
+        "QBO_CLIENT_SECRET": "qs",
+        "QBO_ENVIRONMENT": "production",
+    }
     config = load_config(str(tmp_path), environ=environ)
     finish_config(config, str(tmp_path))
     assert config["DATABASE_URL"] == "postgresql+psycopg://u@h/db"

@@ -30,11 +30,17 @@ def start_worker(app, app_config, tmp_path):
     processes = []
 
     def start(**extra_env):
-        env = {**os.environ, **{k: str(v) for k, v in app_config.items() if k not in ("TESTING", "QUEUE_IMMEDIATE")},
-               "INSTANCE_PATH": str(tmp_path / "instance"), "WORKER_THREADS": "2", **extra_env}
+        env = {
+            **os.environ,
+            **{k: str(v) for k, v in app_config.items() if k not in ("TESTING", "QUEUE_IMMEDIATE")},
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "WORKER_THREADS": "2",
+            **extra_env,
+        }
         log = open(tmp_path / f"worker-{len(processes)}.log", "w")
-        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         processes.append((process, log))
         return process
 
@@ -64,8 +70,9 @@ def execution_states(app):
 
 
 @BOTH_BACKENDS
-def test_consumer_runs_concurrent_deliveries_once(app, signed_post, portal, connection, fake_quickbooks,
-                                                  fake_hubspot, start_worker):
+def test_consumer_runs_concurrent_deliveries_once(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot, start_worker
+):
     deal = seed_deal(portal, fake_quickbooks)
     start_worker()
     body = json.dumps(execution_body(object_id=deal.deal_id)).encode()
@@ -86,8 +93,9 @@ def test_consumer_runs_concurrent_deliveries_once(app, signed_post, portal, conn
 
 
 @BOTH_BACKENDS
-def test_execution_whose_job_was_lost_still_runs(app, signed_post, portal, connection, fake_quickbooks,
-                                                 fake_hubspot, start_worker, monkeypatch):
+def test_execution_whose_job_was_lost_still_runs(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot, start_worker, monkeypatch
+):
     deal = seed_deal(portal, fake_quickbooks)
     # Crash between commit and enqueue: the execution is saved, its job never reaches the queue.
     monkeypatch.setattr("app.queue.enqueue_execution", lambda *args, **kwargs: None)
@@ -102,8 +110,9 @@ def test_execution_whose_job_was_lost_still_runs(app, signed_post, portal, conne
     assert len(fake_quickbooks.company(REALM_ID).all("Invoice")) == 1
 
 
-def test_worker_sweeps_up_lost_jobs_at_start(app, signed_post, portal, connection, fake_quickbooks, fake_hubspot,
-                                            start_worker, monkeypatch):
+def test_worker_sweeps_up_lost_jobs_at_start(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot, start_worker, monkeypatch
+):
     deal = seed_deal(portal, fake_quickbooks)
     monkeypatch.setattr("app.queue.enqueue_execution", lambda *args, **kwargs: None)
     signed_post(PATH, execution_body(object_id=deal.deal_id))

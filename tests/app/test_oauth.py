@@ -1,7 +1,7 @@
 """Installing in HubSpot, connecting QuickBooks, and keeping both kinds of token fresh."""
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -41,7 +41,7 @@ def test_hubspot_install_stores_the_portal_and_signs_the_browser_in(client, app,
     with app.app_context():
         portal = db.session.get(Portal, PORTAL_ID)
         assert portal.access_token and portal.refresh_token
-        assert portal.access_expires_at > datetime.now(timezone.utc)
+        assert portal.access_expires_at > datetime.now(UTC)
         assert "automation" in portal.scopes
     with client.session_transaction() as session:
         assert session["portal_id"] == PORTAL_ID
@@ -91,7 +91,7 @@ def test_hubspot_token_rejected_before_its_expiry_is_refreshed_once(app, portal,
 def test_expiring_quickbooks_token_is_refreshed_once_across_threads(app, connection, fake_quickbooks):
     with app.app_context():
         stored = db.session.get(QuickBooksConnection, connection)
-        stored.access_expires_at = datetime.now(timezone.utc) + timedelta(seconds=30)  # inside the margin
+        stored.access_expires_at = datetime.now(UTC) + timedelta(seconds=30)  # inside the margin
         db.session.commit()
     errors = []
 
@@ -111,23 +111,36 @@ def test_expiring_quickbooks_token_is_refreshed_once_across_threads(app, connect
     assert fake_quickbooks.refresh_count == 1
 
 
-def test_hubspot_throttling_is_retried_after_retry_after(signed_post, portal, connection, fake_quickbooks, fake_hubspot):
+def test_hubspot_throttling_is_retried_after_retry_after(
+    signed_post, portal, connection, fake_quickbooks, fake_hubspot
+):
     deal = seed_deal(portal, fake_quickbooks)
-    fake_hubspot.fail_next("GET /crm/objects/2026-03/deals", status=429, headers={"Retry-After": "0"},
-                           body='{"status":"error","message":"You have reached your secondly limit.","category":"RATE_LIMITS"}')
+    fake_hubspot.fail_next(
+        "GET /crm/objects/2026-03/deals",
+        status=429,
+        headers={"Retry-After": "0"},
+        body='{"status":"error","message":"You have reached your secondly limit.","category":"RATE_LIMITS"}',
+    )
     signed_post("/hubspot/actions/create_invoice", execution_body(object_id=deal.deal_id))
     assert fake_hubspot.completions[0].output_fields["hs_execution_state"] == "SUCCESS"
-    deal_reads = [r for r in fake_hubspot.requests_to("GET", "/crm/objects/2026-03/deals/")
-                  if r.path == f"/crm/objects/2026-03/deals/{deal.deal_id}"]
+    deal_reads = [
+        r
+        for r in fake_hubspot.requests_to("GET", "/crm/objects/2026-03/deals/")
+        if r.path == f"/crm/objects/2026-03/deals/{deal.deal_id}"
+    ]
     assert [r.status for r in deal_reads] == [429, 200]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
-def test_callback_completion_falls_back_to_v4_when_the_dated_path_is_missing(signed_post, portal, connection,
-                                                                             fake_quickbooks, fake_hubspot):
+def test_callback_completion_falls_back_to_v4_when_the_dated_path_is_missing(
+    signed_post, portal, connection, fake_quickbooks, fake_hubspot
+):
     deal = seed_deal(portal, fake_quickbooks)
-    fake_hubspot.fail_next("POST /automation/actions/callbacks/2026-03", status=404,
-                           body='{"status":"error","message":"Not found","category":"OBJECT_NOT_FOUND"}')
+    fake_hubspot.fail_next(
+        "POST /automation/actions/callbacks/2026-03",
+        status=404,
+        body='{"status":"error","message":"Not found","category":"OBJECT_NOT_FOUND"}',
+    )
     signed_post("/hubspot/actions/create_invoice", execution_body(object_id=deal.deal_id))
     [completion] = fake_hubspot.completions
     assert completion.api_version == "v4"

@@ -15,8 +15,13 @@ EXPENSE_OPTIONS = "/hubspot/actions/create_expense/options"
 
 def options_body(field, *, q=None, after=None, inputs=None, portal_id=PORTAL_ID):
     fetch = {key: value for key, value in (("q", q), ("after", after)) if value is not None}
-    return {"origin": {"portalId": portal_id, "actionDefinitionId": 2, "actionDefinitionVersion": 3},
-            "objectTypeId": "0-3", "inputFieldName": field, "inputFields": inputs or {}, "fetchOptions": fetch}
+    return {
+        "origin": {"portalId": portal_id, "actionDefinitionId": 2, "actionDefinitionVersion": 3},
+        "objectTypeId": "0-3",
+        "inputFieldName": field,
+        "inputFields": inputs or {},
+        "fetchOptions": fetch,
+    }
 
 
 def static(value):
@@ -65,6 +70,7 @@ def set_state(app, realm_id, state):
 
 # -- each field ------------------------------------------------------------------------------------------
 
+
 def test_quickbooks_account_lists_the_portal_companies_without_asking_quickbooks(app, ask, company, fake_quickbooks):
     fake_quickbooks.add_company(SECOND_REALM, name="Second Company")
     connect_company(app, fake_quickbooks, SECOND_REALM)
@@ -73,11 +79,17 @@ def test_quickbooks_account_lists_the_portal_companies_without_asking_quickbooks
 
     answer = ask("quickbooks_account")
 
-    assert answer == {"options": [
-        {"label": "Sandbox Company", "value": REALM_ID, "description": f"Realm ID {REALM_ID}"},
-        {"label": "Second Company", "value": SECOND_REALM,
-         "description": f"Realm ID {SECOND_REALM} · reconnect needed"},
-    ], "searchable": False}
+    assert answer == {
+        "options": [
+            {"label": "Sandbox Company", "value": REALM_ID, "description": f"Realm ID {REALM_ID}"},
+            {
+                "label": "Second Company",
+                "value": SECOND_REALM,
+                "description": f"Realm ID {SECOND_REALM} · reconnect needed",
+            },
+        ],
+        "searchable": False,
+    }
     assert fake_quickbooks.requests == []
 
 
@@ -87,7 +99,10 @@ def test_payment_terms_are_the_active_terms_with_their_due_days(ask, company):
     answer = ask("payment_terms")
 
     assert [(o["label"], o["description"]) for o in answer["options"]] == [
-        ("Due on receipt", "due on receipt"), ("Net 15", "due in 15 days"), ("Net 30", "due in 30 days")]
+        ("Due on receipt", "due on receipt"),
+        ("Net 15", "due in 15 days"),
+        ("Net 30", "due in 30 days"),
+    ]
     assert values(answer)[2] == company.find("Term", Name="Net 30")["Id"]
     assert answer["searchable"] is False and "after" not in answer
 
@@ -99,22 +114,40 @@ def test_products_offer_the_line_items_then_active_quickbooks_items(ask, company
 
     answer = ask("products")
 
-    assert answer == {"options": [
-        {"label": "Use the record's line items", "value": "line_items",
-         "description": "Match each line item to a QuickBooks product by SKU, then by name"},
-        {"label": "Consulting", "value": consulting["Id"], "description": "unit price 150.50"},
-        {"label": "Widget", "value": widget["Id"], "description": "SKU WID-1 · unit price 25.00"},
-    ], "searchable": True}
+    assert answer == {
+        "options": [
+            {
+                "label": "Use the record's line items",
+                "value": "line_items",
+                "description": "Match each line item to a QuickBooks product by SKU, then by name",
+            },
+            {"label": "Consulting", "value": consulting["Id"], "description": "unit price 150.50"},
+            {"label": "Widget", "value": widget["Id"], "description": "SKU WID-1 · unit price 25.00"},
+        ],
+        "searchable": True,
+    }
 
 
-@pytest.mark.parametrize(("field", "path", "expected"), [
-    ("expense_account", EXPENSE_OPTIONS, [("Bank Charges", "Expense"), ("Cost of sales", "Cost of Goods Sold"),
-                                          ("Interest paid", "Other Expense")]),
-    ("payment_account", EXPENSE_OPTIONS, [("Checking", "Bank"), ("Mastercard", "Credit Card"),
-                                          ("Undeposited Funds", "Other Current Asset")]),
-    ("deposit_account", "/hubspot/actions/create_sales_receipt/options",
-     [("Checking", "Bank"), ("Undeposited Funds", "Other Current Asset")]),
-])
+@pytest.mark.parametrize(
+    ("field", "path", "expected"),
+    [
+        (
+            "expense_account",
+            EXPENSE_OPTIONS,
+            [("Bank Charges", "Expense"), ("Cost of sales", "Cost of Goods Sold"), ("Interest paid", "Other Expense")],
+        ),
+        (
+            "payment_account",
+            EXPENSE_OPTIONS,
+            [("Checking", "Bank"), ("Mastercard", "Credit Card"), ("Undeposited Funds", "Other Current Asset")],
+        ),
+        (
+            "deposit_account",
+            "/hubspot/actions/create_sales_receipt/options",
+            [("Checking", "Bank"), ("Undeposited Funds", "Other Current Asset")],
+        ),
+    ],
+)
 def test_accounts_of_fitting_types_in_one_query(ask, company, fake_quickbooks, field, path, expected):
     company.add_account("Cost of sales", "Cost of Goods Sold")
     company.add_account("Interest paid", "Other Expense")
@@ -136,13 +169,18 @@ def test_vendors_are_listed_and_searchable_by_display_name(ask, company):
     everything = ask("vendor", path=EXPENSE_OPTIONS)
     found = ask("vendor", path=EXPENSE_OPTIONS, q="strip")
 
-    assert everything == {"options": [{"label": "HubSpot Payments", "value": hubspot["Id"]},
-                                      {"label": "Stripe", "value": stripe["Id"], "description": "Stripe, Inc."}],
-                          "searchable": True}
+    assert everything == {
+        "options": [
+            {"label": "HubSpot Payments", "value": hubspot["Id"]},
+            {"label": "Stripe", "value": stripe["Id"], "description": "Stripe, Inc."},
+        ],
+        "searchable": True,
+    }
     assert values(found) == [stripe["Id"]]
 
 
 # -- search and paging -----------------------------------------------------------------------------------
+
 
 def test_search_quotes_an_apostrophe_and_matches(ask, company, fake_quickbooks):
     wanted = company.add_item(Name="O'Brien's Widget")
@@ -188,6 +226,7 @@ def test_a_cursor_we_did_not_hand_out_is_refused(signed_post, company):
 
 # -- the cache -------------------------------------------------------------------------------------------
 
+
 def test_a_repeated_request_is_answered_from_the_cache(ask, company, fake_quickbooks):
     company.add_item(Name="Widget")
 
@@ -222,6 +261,7 @@ def test_cached_lists_expire():
 
 
 # -- which company ---------------------------------------------------------------------------------------
+
 
 def test_a_portal_without_quickbooks_is_told_to_connect_it(ask, portal, fake_quickbooks):
     assert ask("payment_terms") == notice(CONNECT_FIRST)
@@ -269,13 +309,15 @@ def test_a_chosen_company_the_portal_did_not_connect_is_refused(ask, company, fa
 
 
 def test_a_company_chosen_from_a_record_property_is_not_known_yet(ask, company):
-    answer = ask("payment_terms", inputs={"quickbooks_account": {"type": "OBJECT_PROPERTY",
-                                                                  "propertyName": "qbo_realm"}})
+    answer = ask(
+        "payment_terms", inputs={"quickbooks_account": {"type": "OBJECT_PROPERTY", "propertyName": "qbo_realm"}}
+    )
 
     assert "Net 30" in labels(answer)  # the portal's only company
 
 
 # -- QuickBooks trouble ----------------------------------------------------------------------------------
+
 
 def test_a_connection_needing_reconnection_says_so(app, ask, company, fake_quickbooks):
     set_state(app, REALM_ID, QuickBooksConnection.RECONNECT_NEEDED)
@@ -310,6 +352,7 @@ def test_quickbooks_down_is_a_readable_option_and_is_not_cached(ask, company, fa
 
 # -- refusals --------------------------------------------------------------------------------------------
 
+
 def test_a_v2_signature_is_accepted(signed_post, company):
     response = signed_post(INVOICE_OPTIONS, options_body("payment_terms"), version="v2")
 
@@ -324,11 +367,14 @@ def test_an_unsigned_request_is_refused(client, company):
     assert response.json["error"] == "invalid_signature"
 
 
-@pytest.mark.parametrize(("path", "field"), [
-    (INVOICE_OPTIONS, "no_such_field"),
-    (INVOICE_OPTIONS, "customer"),  # static options, nothing to fetch
-    (EXPENSE_OPTIONS, "payment_terms"),  # not an input of the expense action
-])
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (INVOICE_OPTIONS, "no_such_field"),
+        (INVOICE_OPTIONS, "customer"),  # static options, nothing to fetch
+        (EXPENSE_OPTIONS, "payment_terms"),  # not an input of the expense action
+    ],
+)
 def test_a_field_that_is_not_a_dropdown_of_the_action_is_a_400(signed_post, company, path, field):
     response = signed_post(path, options_body(field))
 

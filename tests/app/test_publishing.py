@@ -20,8 +20,13 @@ def definition():
 
 
 def publish(fake, definition, **overrides):
-    settings = dict(app_definition=definition, public_url=PUBLIC_URL, api_base_url=fake.url, app_id=APP_ID,
-                    developer_api_key=fake.developer_api_key)
+    settings = dict(
+        app_definition=definition,
+        public_url=PUBLIC_URL,
+        api_base_url=fake.url,
+        app_id=APP_ID,
+        developer_api_key=fake.developer_api_key,
+    )
     return publish_actions(**settings | overrides)
 
 
@@ -89,16 +94,29 @@ def test_dry_run_sends_no_writes(fake_hubspot, definition):
 
     publish(fake_hubspot, definition)
     rows = publish(fake_hubspot, relabelled(definition), dry_run=True)
-    assert [row.outcome for row in rows] == ["unchanged", "would update", "unchanged", "unchanged", "unchanged",
-                                             "unchanged"]
+    assert [row.outcome for row in rows] == [
+        "unchanged",
+        "would update",
+        "unchanged",
+        "unchanged",
+        "unchanged",
+        "unchanged",
+    ]
     assert fake_hubspot.requests_to("PATCH", "/automation/") == []
 
 
 def test_hubspot_refusing_raises_with_its_message(fake_hubspot, definition):
     publish(fake_hubspot, definition, dry_run=True)
-    fake_hubspot.fail_next(f"POST /automation/actions/2026-03/{APP_ID}", 400,
-                           {"status": "error", "message": "Invalid actionUrl: must be https",
-                            "category": "VALIDATION_ERROR", "correlationId": "c0ffee"})
+    fake_hubspot.fail_next(
+        f"POST /automation/actions/2026-03/{APP_ID}",
+        400,
+        {
+            "status": "error",
+            "message": "Invalid actionUrl: must be https",
+            "category": "VALIDATION_ERROR",
+            "correlationId": "c0ffee",
+        },
+    )
 
     with pytest.raises(PublishError) as caught:
         publish(fake_hubspot, definition)
@@ -126,8 +144,11 @@ def test_wrong_developer_key_is_reported(fake_hubspot, definition):
 
 
 def test_falls_back_to_v4_when_the_versioned_path_is_unknown(fake_hubspot, definition):
-    fake_hubspot.fail_next(f"GET /automation/actions/2026-03/{APP_ID}", 404,
-                           {"status": "error", "message": "Not found", "category": "OBJECT_NOT_FOUND"})
+    fake_hubspot.fail_next(
+        f"GET /automation/actions/2026-03/{APP_ID}",
+        404,
+        {"status": "error", "message": "Not found", "category": "OBJECT_NOT_FOUND"},
+    )
 
     rows = publish(fake_hubspot, definition)
 
@@ -147,8 +168,9 @@ def test_developer_token_is_sent_as_bearer(fake_hubspot, definition):
     fake_hubspot.developer_tokens.add("dev-token")
     rows = publish(fake_hubspot, definition, developer_api_key=None, developer_token="dev-token")
     assert [row.outcome for row in rows] == ["created"] * 6
-    assert all(r.headers["Authorization"] == "Bearer dev-token" and "hapikey" not in r.query
-               for r in fake_hubspot.requests)
+    assert all(
+        r.headers["Authorization"] == "Bearer dev-token" and "hapikey" not in r.query for r in fake_hubspot.requests
+    )
 
 
 def test_existing_definitions_are_found_across_pages(fake_hubspot, definition):
@@ -156,7 +178,9 @@ def test_existing_definitions_are_found_across_pages(fake_hubspot, definition):
     for index in range(55):  # someone else's actions on the same app, before ours in the listing
         name = f"other_{index}"
         other.actions[name] = copy.deepcopy(definition.actions["create_expense"]) | {
-            "name": name, "actionUrl": f"/elsewhere/{index}"}
+            "name": name,
+            "actionUrl": f"/elsewhere/{index}",
+        }
     for name in definition.action_names:
         del other.actions[name]
     publish(fake_hubspot, other)
@@ -171,8 +195,13 @@ def test_existing_definitions_are_found_across_pages(fake_hubspot, definition):
 
 def test_unreachable_hubspot_is_a_publish_error(definition):
     with pytest.raises(PublishError, match="Could not reach HubSpot"):
-        publish_actions(app_definition=definition, public_url=PUBLIC_URL, api_base_url="http://127.0.0.1:9",
-                        app_id=APP_ID, developer_api_key="secret-key")
+        publish_actions(
+            app_definition=definition,
+            public_url=PUBLIC_URL,
+            api_base_url="http://127.0.0.1:9",
+            app_id=APP_ID,
+            developer_api_key="secret-key",
+        )
 
 
 # --- flask hubspot ... ---------------------------------------------------------------------------------------
@@ -182,14 +211,28 @@ def test_unreachable_hubspot_is_a_publish_error(definition):
 def cli_app(fake_hubspot, tmp_path, monkeypatch):
     """The real app, its `flask hubspot` commands pointed at the HubSpot fake."""
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
-    config = {"PUBLIC_URL": PUBLIC_URL, "HUBSPOT_APP_ID": str(APP_ID), "HUBSPOT_API_BASE_URL": fake_hubspot.url,
-              "HUBSPOT_API_VERSION": "2026-03", "HUBSPOT_DEVELOPER_API_KEY": fake_hubspot.developer_api_key,
-              "HUBSPOT_DEVELOPER_TOKEN": ""}
+    config = {
+        "PUBLIC_URL": PUBLIC_URL,
+        "HUBSPOT_APP_ID": str(APP_ID),
+        "HUBSPOT_API_BASE_URL": fake_hubspot.url,
+        "HUBSPOT_API_VERSION": "2026-03",
+        "HUBSPOT_DEVELOPER_API_KEY": fake_hubspot.developer_api_key,
+        "HUBSPOT_DEVELOPER_TOKEN": "",
+    }
     from app import create_app
 
-    return create_app({"TESTING": True, "APP_ENV": "test", "DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
-                       "QUEUE_SQLITE_PATH": str(tmp_path / "queue.db"), "QUEUE_IMMEDIATE": True,
-                       "SECRET_KEY": "test", "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(), **config})
+    return create_app(
+        {
+            "TESTING": True,
+            "APP_ENV": "test",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}",
+            "QUEUE_SQLITE_PATH": str(tmp_path / "queue.db"),
+            "QUEUE_IMMEDIATE": True,
+            "SECRET_KEY": "test",
+            "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            **config,
+        }
+    )
 
 
 def invoke(app, *args):
@@ -217,19 +260,26 @@ def test_cli_dry_run(cli_app, fake_hubspot):
 
 
 def test_cli_fails_with_hubspots_message(cli_app, fake_hubspot):
-    fake_hubspot.fail_next("POST /automation/actions/2026-03", 400,
-                           {"status": "error", "message": "App 4242 has too many actions",
-                            "category": "VALIDATION_ERROR"})
+    fake_hubspot.fail_next(
+        "POST /automation/actions/2026-03",
+        400,
+        {"status": "error", "message": "App 4242 has too many actions", "category": "VALIDATION_ERROR"},
+    )
     result = invoke(cli_app, "publish-actions")
     assert result.exit_code != 0
     assert "App 4242 has too many actions" in result.output
 
 
-@pytest.mark.parametrize("settings, expected", [
-    ({"HUBSPOT_APP_ID": ""}, "HUBSPOT_APP_ID"),
-    ({"HUBSPOT_DEVELOPER_API_KEY": "", "HUBSPOT_DEVELOPER_TOKEN": ""},
-     "HUBSPOT_DEVELOPER_API_KEY or HUBSPOT_DEVELOPER_TOKEN"),
-])
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ({"HUBSPOT_APP_ID": ""}, "HUBSPOT_APP_ID"),
+        (
+            {"HUBSPOT_DEVELOPER_API_KEY": "", "HUBSPOT_DEVELOPER_TOKEN": ""},
+            "HUBSPOT_DEVELOPER_API_KEY or HUBSPOT_DEVELOPER_TOKEN",
+        ),
+    ],
+)
 def test_cli_names_missing_settings(cli_app, fake_hubspot, settings, expected):
     cli_app.config.update(settings)
     result = invoke(cli_app, "publish-actions")
@@ -255,12 +305,17 @@ def test_export_writes_a_project(definition, tmp_path):
     paths = export_project(app_definition=definition, public_url=PUBLIC_URL, directory=tmp_path)
 
     relative = sorted(str(p.relative_to(tmp_path)) for p in paths)
-    assert relative == sorted(["hsproject.json", "src/app/app-hsmeta.json"] + [
-        f"src/app/workflow-actions/{name}-hsmeta.json" for name in definition.action_names])
+    assert relative == sorted(
+        ["hsproject.json", "src/app/app-hsmeta.json"]
+        + [f"src/app/workflow-actions/{name}-hsmeta.json" for name in definition.action_names]
+    )
     documents = {path: json.loads(path.read_text()) for path in paths}  # every file is valid JSON
 
     assert documents[tmp_path / "hsproject.json"] == {
-        "name": "qbo-actions", "srcDir": "src", "platformVersion": "2026.03"}
+        "name": "qbo-actions",
+        "srcDir": "src",
+        "platformVersion": "2026.03",
+    }
 
     app = documents[tmp_path / "src" / "app" / "app-hsmeta.json"]
     assert app["type"] == "app" and app["uid"]
@@ -289,7 +344,7 @@ def test_export_writes_a_project(definition, tmp_path):
 def test_export_is_stable(definition, tmp_path):
     first = export_project(app_definition=definition, public_url=PUBLIC_URL, directory=tmp_path / "a")
     second = export_project(app_definition=definition, public_url=PUBLIC_URL, directory=tmp_path / "b")
-    for one, two in zip(first, second):
+    for one, two in zip(first, second, strict=True):
         assert one.read_text() == two.read_text()
         assert one.read_text().startswith("{\n  ") and one.read_text().endswith("}\n")
     hsmeta = json.loads(first[-1].read_text())

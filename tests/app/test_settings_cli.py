@@ -33,12 +33,22 @@ def test_show_prints_the_defaults_as_json(runner, connection):
 
 
 def test_set_stores_several_values_and_prints_the_result(runner, connection, app):
-    filters = [{"property": "lifecyclestage", "operator": "in", "values": ["customer", "opportunity"]},
-               {"property": "email", "operator": "known"}]
-    result = runner.invoke(args=["settings", "set", str(PORTAL_ID), "contact_matching=legacy",
-                                 "display_name_conflicts=fail", "document_numbers=hubspot",
-                                 "document_number_property=invoice_number",
-                                 f"contact_sync_filters={json.dumps(filters)}"])
+    filters = [
+        {"property": "lifecyclestage", "operator": "in", "values": ["customer", "opportunity"]},
+        {"property": "email", "operator": "known"},
+    ]
+    result = runner.invoke(
+        args=[
+            "settings",
+            "set",
+            str(PORTAL_ID),
+            "contact_matching=legacy",
+            "display_name_conflicts=fail",
+            "document_numbers=hubspot",
+            "document_number_property=invoice_number",
+            f"contact_sync_filters={json.dumps(filters)}",
+        ]
+    )
 
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)["settings"]
@@ -47,28 +57,41 @@ def test_set_stores_several_values_and_prints_the_result(runner, connection, app
     assert printed["contact_sync_filters"] == filters
     with app.app_context():
         stored = get_portal(db.session, PORTAL_ID).settings
-    assert stored == {"contact_matching": "legacy", "display_name_conflicts": "fail", "document_numbers": "hubspot",
-                      "document_number_property": "invoice_number", "contact_sync_filters": filters}
+    assert stored == {
+        "contact_matching": "legacy",
+        "display_name_conflicts": "fail",
+        "document_numbers": "hubspot",
+        "document_number_property": "invoice_number",
+        "contact_sync_filters": filters,
+    }
     assert show(runner)["settings"]["document_number_property"] == "invoice_number"
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("colour=blue", "unknown setting 'colour'"),
-    ("contact_matching=fuzzy", "contact_matching must be one of sync_filters, legacy, not 'fuzzy'"),
-    ("service_dates=sometimes", "service_dates must be one of auto, always, never"),
-    ("display_name_conflicts=", "display_name_conflicts must be one of disambiguate, fail"),
-    ("contact_sync_filters=[{\"property\": \"email\"", "contact_sync_filters must be a JSON list"),
-    ('contact_sync_filters={"property": "email", "operator": "known"}', "must be a JSON list of conditions"),
-    ('contact_sync_filters=[{"property": "email", "operator": "like", "value": "x"}]',
-     "operator must be one of eq, neq, in, not_in, contains, known, unknown"),
-    ('contact_sync_filters=[{"property": "country", "operator": "in", "values": []}]', "needs a non-empty 'values'"),
-    ('contact_sync_filters=[{"property": "country", "operator": "eq"}]', "'eq' needs a 'value'"),
-    ('contact_sync_filters=[{"operator": "known"}]', "needs a 'property' name"),
-    ("income_account=Sales", "income_account must be a QuickBooks Account id"),
-    ("product_type=Inventory", "product_type must be one of Service, NonInventory"),
-    ("document_number_property=invoice number!", "must be a HubSpot property name"),
-    ("contact_matching", "'contact_matching' is not KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("colour=blue", "unknown setting 'colour'"),
+        ("contact_matching=fuzzy", "contact_matching must be one of sync_filters, legacy, not 'fuzzy'"),
+        ("service_dates=sometimes", "service_dates must be one of auto, always, never"),
+        ("display_name_conflicts=", "display_name_conflicts must be one of disambiguate, fail"),
+        ('contact_sync_filters=[{"property": "email"', "contact_sync_filters must be a JSON list"),
+        ('contact_sync_filters={"property": "email", "operator": "known"}', "must be a JSON list of conditions"),
+        (
+            'contact_sync_filters=[{"property": "email", "operator": "like", "value": "x"}]',
+            "operator must be one of eq, neq, in, not_in, contains, known, unknown",
+        ),
+        (
+            'contact_sync_filters=[{"property": "country", "operator": "in", "values": []}]',
+            "needs a non-empty 'values'",
+        ),
+        ('contact_sync_filters=[{"property": "country", "operator": "eq"}]', "'eq' needs a 'value'"),
+        ('contact_sync_filters=[{"operator": "known"}]', "needs a 'property' name"),
+        ("income_account=Sales", "income_account must be a QuickBooks Account id"),
+        ("product_type=Inventory", "product_type must be one of Service, NonInventory"),
+        ("document_number_property=invoice number!", "must be a HubSpot property name"),
+        ("contact_matching", "'contact_matching' is not KEY=VALUE"),
+    ],
+)
 def test_bad_keys_and_values_are_refused_and_nothing_is_stored(runner, connection, app, assignment, message):
     result = runner.invoke(args=["settings", "set", str(PORTAL_ID), "service_dates=always", assignment])
 
@@ -85,8 +108,16 @@ def test_unknown_portal_is_refused(runner, app):
 
 
 def test_company_settings_go_on_the_connection(runner, connection, app):
-    result = runner.invoke(args=["settings", "set", str(PORTAL_ID), "income_account=79", "product_type=NonInventory",
-                                 "service_dates=never"])
+    result = runner.invoke(
+        args=[
+            "settings",
+            "set",
+            str(PORTAL_ID),
+            "income_account=79",
+            "product_type=NonInventory",
+            "service_dates=never",
+        ]
+    )
 
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
@@ -94,7 +125,9 @@ def test_company_settings_go_on_the_connection(runner, connection, app):
     assert printed["settings"]["service_dates"] == "never"
     with app.app_context():
         assert get_connection(db.session, portal_id=PORTAL_ID, realm_id=REALM_ID).settings == {
-            "income_account": "79", "product_type": "NonInventory"}
+            "income_account": "79",
+            "product_type": "NonInventory",
+        }
         assert get_portal(db.session, PORTAL_ID).settings == {"service_dates": "never"}
 
 

@@ -37,8 +37,11 @@ VECTOR_URI = "https://www.example.com/webhook_uri"
     ("method", "body", "expected"),
     [
         ("GET", b"", "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e"),
-        ("POST", b'{"example_field":"example_value"}',
-         "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900"),
+        (
+            "POST",
+            b'{"example_field":"example_value"}',
+            "9569219f8ba981ffa6f6f16aa0f48637d35d728c7e4d93d0d52efaa512af7900",
+        ),
     ],
 )
 def test_v2_published_vectors(method, body, expected):
@@ -59,14 +62,18 @@ def test_v3_published_vector():
 
 # --- cross-check against hubspot-api-client's implementation --------------------------------------
 
+
 def random_cases(count=8, seed=20240601):
     rng = random.Random(seed)
     words = ["invoice", "déjà", "naïve", "😀", "a=b&c=d", "%20", "x y", '"q"', "'s'"]
     for _ in range(count):
         method = rng.choice(["GET", "POST", "PUT"])
         query = "&".join(f"k{i}={rng.randint(0, 999)}" for i in range(rng.randint(0, 3)))
-        uri = public_uri(rng.choice(["https://qbo.example.com", "http://localhost:8080/base/"]),
-                         f"/hubspot/actions/{rng.choice(['create_invoice', 'create_expense'])}", query)
+        uri = public_uri(
+            rng.choice(["https://qbo.example.com", "http://localhost:8080/base/"]),
+            f"/hubspot/actions/{rng.choice(['create_invoice', 'create_expense'])}",
+            query,
+        )
         text = " ".join(rng.choice(words) for _ in range(rng.randint(0, 6)))
         yield method, uri, text, rng.randint(1_600_000_000_000, 1_800_000_000_000)
 
@@ -80,6 +87,7 @@ def test_signatures_match_hubspot_sdk(method, uri, text, ts):
 
 
 # --- valid requests --------------------------------------------------------------------------------
+
 
 def test_valid_v3_and_v2():
     assert verify(signed("v3")) == "v3"
@@ -123,6 +131,7 @@ def test_non_utf8_body_is_signed_as_bytes():
 
 # --- failures ---------------------------------------------------------------------------------------
 
+
 def without(headers, name):
     return {k: v for k, v in headers.items() if k != name}
 
@@ -136,14 +145,26 @@ FAILURES = [
     pytest.param(signed("v2", secret="wrong"), URI, BODY, "does not match", id="wrong-secret-v2"),
     pytest.param(signed(ts=TS - 301_000), URI, BODY, "too old", id="stale-timestamp"),
     pytest.param(signed(ts=TS + 301_000), URI, BODY, "in the future", id="future-timestamp"),
-    pytest.param(without(signed(), "X-HubSpot-Request-Timestamp"), URI, BODY,
-                 "missing X-HubSpot-Request-Timestamp", id="missing-timestamp"),
-    pytest.param({**signed(), "X-HubSpot-Request-Timestamp": "soon"}, URI, BODY,
-                 "not an integer", id="non-numeric-timestamp"),
-    pytest.param({**signed(), "X-HubSpot-Request-Timestamp": "1.7e12"}, URI, BODY,
-                 "not an integer", id="float-timestamp"),
-    pytest.param({**signed("v2"), "X-HubSpot-Signature-v3": "bad", "X-HubSpot-Request-Timestamp": str(TS)}, URI,
-                 BODY, "X-HubSpot-Signature-v3 does not match", id="bad-v3-beside-good-v2"),
+    pytest.param(
+        without(signed(), "X-HubSpot-Request-Timestamp"),
+        URI,
+        BODY,
+        "missing X-HubSpot-Request-Timestamp",
+        id="missing-timestamp",
+    ),
+    pytest.param(
+        {**signed(), "X-HubSpot-Request-Timestamp": "soon"}, URI, BODY, "not an integer", id="non-numeric-timestamp"
+    ),
+    pytest.param(
+        {**signed(), "X-HubSpot-Request-Timestamp": "1.7e12"}, URI, BODY, "not an integer", id="float-timestamp"
+    ),
+    pytest.param(
+        {**signed("v2"), "X-HubSpot-Signature-v3": "bad", "X-HubSpot-Request-Timestamp": str(TS)},
+        URI,
+        BODY,
+        "X-HubSpot-Signature-v3 does not match",
+        id="bad-v3-beside-good-v2",
+    ),
     pytest.param({**signed("v2"), "X-HubSpot-Signature-Version": "v1"}, URI, BODY, "v1 is not accepted", id="v1"),
     pytest.param({**signed("v2"), "X-HubSpot-Signature-Version": "v9"}, URI, BODY, "unsupported", id="unknown-version"),
     pytest.param(signed(ts=TS - 301_000), URI, BODY + b" ", "does not match", id="signature-checked-before-age"),
@@ -169,16 +190,29 @@ def test_misconfigured_secrets_are_a_programming_error(secrets):
 
 # --- public_uri --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("public_url", "path", "query", "expected"),
     [
-        ("https://qbo.example.com", "/hubspot/actions/create_invoice", "",
-         "https://qbo.example.com/hubspot/actions/create_invoice"),
-        ("https://qbo.example.com/", "/hubspot/actions/create_invoice", "a=1&b=2",
-         "https://qbo.example.com/hubspot/actions/create_invoice?a=1&b=2"),
+        (
+            "https://qbo.example.com",
+            "/hubspot/actions/create_invoice",
+            "",
+            "https://qbo.example.com/hubspot/actions/create_invoice",
+        ),
+        (
+            "https://qbo.example.com/",
+            "/hubspot/actions/create_invoice",
+            "a=1&b=2",
+            "https://qbo.example.com/hubspot/actions/create_invoice?a=1&b=2",
+        ),
         ("https://x.test/base/", "/hubspot/actions/x", "", "https://x.test/base/hubspot/actions/x"),
-        ("http://localhost:5000/base", "hubspot/actions/x", "q=%20",
-         "http://localhost:5000/base/hubspot/actions/x?q=%20"),
+        (
+            "http://localhost:5000/base",
+            "hubspot/actions/x",
+            "q=%20",
+            "http://localhost:5000/base/hubspot/actions/x?q=%20",
+        ),
     ],
 )
 def test_public_uri(public_url, path, query, expected):

@@ -25,8 +25,9 @@ def record_without_running(signed_post, monkeypatch, body):
     monkeypatch.undo()
 
 
-def test_a_run_whose_worker_died_is_taken_over_after_its_lease(app, signed_post, portal, connection, fake_quickbooks,
-                                                               fake_hubspot, monkeypatch):
+def test_a_run_whose_worker_died_is_taken_over_after_its_lease(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot, monkeypatch
+):
     deal = seed_deal(portal, fake_quickbooks)
     record_without_running(signed_post, monkeypatch, execution_body(object_id=deal.deal_id))
     with app.app_context():
@@ -35,15 +36,18 @@ def test_a_run_whose_worker_died_is_taken_over_after_its_lease(app, signed_post,
         assert not execution_service.claim_for_run(db.session, execution.id)  # the lease keeps others out
         execution.lease_until = utcnow() - timedelta(seconds=1)
         db.session.commit()
-        assert [e.id for e in execution_service.stale_executions(db.session, older_than=timedelta(minutes=3))] == [execution.id]
+        assert [e.id for e in execution_service.stale_executions(db.session, older_than=timedelta(minutes=3))] == [
+            execution.id
+        ]
         worker.run_execution(execution.id)
         assert only_execution().status == "completed"
     assert len(fake_quickbooks.company(REALM_ID).all("Invoice")) == 1
     assert len(fake_hubspot.completions) == 1
 
 
-def test_a_completion_after_hubspot_stopped_waiting_marks_the_execution_expired(app, signed_post, portal, connection,
-                                                                               fake_quickbooks, fake_hubspot, caplog):
+def test_a_completion_after_hubspot_stopped_waiting_marks_the_execution_expired(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot, caplog
+):
     deal = seed_deal(portal, fake_quickbooks)
     fake_hubspot.fail_next("POST /automation/actions/callbacks", status=503, times=100)
     signed_post(PATH, execution_body(object_id=deal.deal_id))
@@ -63,8 +67,9 @@ def test_a_completion_after_hubspot_stopped_waiting_marks_the_execution_expired(
     assert fake_hubspot.completions == []
 
 
-def test_repeat_delivery_after_the_outcome_answers_it_directly(app, signed_post, portal, connection, fake_quickbooks,
-                                                              fake_hubspot):
+def test_repeat_delivery_after_the_outcome_answers_it_directly(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot
+):
     """HubSpot retrying after our BLOCK got lost: the stored outcome is the answer, and a completion
     HubSpot then refuses as already settled counts as done."""
     deal = seed_deal(portal, fake_quickbooks)
@@ -82,8 +87,9 @@ def test_execution_expiry_duration_parsing():
     assert worker.parse_duration("PT45S") == timedelta(seconds=45)
 
 
-def test_requeue_sweep_finds_pending_and_unfinished_completions(app, signed_post, portal, connection, fake_quickbooks,
-                                                               fake_hubspot, monkeypatch):
+def test_requeue_sweep_finds_pending_and_unfinished_completions(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot, monkeypatch
+):
     deal = seed_deal(portal, fake_quickbooks)
     record_without_running(signed_post, monkeypatch, execution_body(object_id=deal.deal_id))
     app.config["STALE_AFTER_SECONDS"] = 0

@@ -32,11 +32,12 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
 
 from requests.structures import CaseInsensitiveDict
@@ -48,61 +49,205 @@ __all__ = ["FakeHubSpot", "Portal", "RecordedRequest", "Completion", "Completion
 
 # --- CRM object types ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ObjectType:
-    name: str                   # the plural path name: "line_items"
-    type_id: str                # "0-8"
-    singular: str               # "line_item"
-    association_key: str        # key under "associations" in a v3 object read
-    scopes: tuple[str, ...]     # any one of these grants read access
-    modified_property: str      # contacts differ from every other object here
+    name: str  # the plural path name: "line_items"
+    type_id: str  # "0-8"
+    singular: str  # "line_item"
+    association_key: str  # key under "associations" in a v3 object read
+    scopes: tuple[str, ...]  # any one of these grants read access
+    modified_property: str  # contacts differ from every other object here
     default_properties: tuple[str, ...]  # returned when the request names no properties
 
 
-OBJECT_TYPES = {kind.name: kind for kind in (
-    ObjectType("contacts", "0-1", "contact", "contacts", ("crm.objects.contacts.read",),
-               "lastmodifieddate", ("email", "firstname", "lastname")),
-    ObjectType("companies", "0-2", "company", "companies", ("crm.objects.companies.read",),
-               "hs_lastmodifieddate", ("name", "domain")),
-    ObjectType("deals", "0-3", "deal", "deals", ("crm.objects.deals.read",),
-               "hs_lastmodifieddate", ("dealname", "amount", "closedate", "dealstage", "pipeline")),
-    ObjectType("products", "0-7", "product", "products", ("e-commerce", "crm.objects.products.read"),
-               "hs_lastmodifieddate", ("name", "price", "description")),
-    # HubSpot's v3 reads key line items as "line items", with a space.
-    ObjectType("line_items", "0-8", "line_item", "line items", ("crm.objects.line_items.read", "e-commerce"),
-               "hs_lastmodifieddate", ("name", "quantity", "price", "amount")),
-    ObjectType("quotes", "0-14", "quote", "quotes", ("crm.objects.quotes.read",),
-               "hs_lastmodifieddate", ("hs_title", "hs_expiration_date")),
-    # The v3 association key for payments is a guess; no capture of it exists.
-    ObjectType("commerce_payments", "0-101", "commerce_payment", "commerce_payments",
-               ("crm.objects.commercepayments.read",), "hs_lastmodifieddate", ()),
-)}
+OBJECT_TYPES = {
+    kind.name: kind
+    for kind in (
+        ObjectType(
+            "contacts",
+            "0-1",
+            "contact",
+            "contacts",
+            ("crm.objects.contacts.read",),
+            "lastmodifieddate",
+            ("email", "firstname", "lastname"),
+        ),
+        ObjectType(
+            "companies",
+            "0-2",
+            "company",
+            "companies",
+            ("crm.objects.companies.read",),
+            "hs_lastmodifieddate",
+            ("name", "domain"),
+        ),
+        ObjectType(
+            "deals",
+            "0-3",
+            "deal",
+            "deals",
+            ("crm.objects.deals.read",),
+            "hs_lastmodifieddate",
+            ("dealname", "amount", "closedate", "dealstage", "pipeline"),
+        ),
+        ObjectType(
+            "products",
+            "0-7",
+            "product",
+            "products",
+            ("e-commerce", "crm.objects.products.read"),
+            "hs_lastmodifieddate",
+            ("name", "price", "description"),
+        ),
+        # HubSpot's v3 reads key line items as "line items", with a space.
+        ObjectType(
+            "line_items",
+            "0-8",
+            "line_item",
+            "line items",
+            ("crm.objects.line_items.read", "e-commerce"),
+            "hs_lastmodifieddate",
+            ("name", "quantity", "price", "amount"),
+        ),
+        ObjectType(
+            "quotes",
+            "0-14",
+            "quote",
+            "quotes",
+            ("crm.objects.quotes.read",),
+            "hs_lastmodifieddate",
+            ("hs_title", "hs_expiration_date"),
+        ),
+        # The v3 association key for payments is a guess; no capture of it exists.
+        ObjectType(
+            "commerce_payments",
+            "0-101",
+            "commerce_payment",
+            "commerce_payments",
+            ("crm.objects.commercepayments.read",),
+            "hs_lastmodifieddate",
+            (),
+        ),
+    )
+}
 TYPE_ALIASES = {alias: kind for kind in OBJECT_TYPES.values() for alias in (kind.name, kind.type_id, kind.singular)}
 
 # Properties that exist in a fresh portal. Asking for one that is unset returns null; asking for a
 # name that exists nowhere leaves it out. Properties set through Portal.add/update also exist.
 KNOWN_PROPERTIES = {
-    "contacts": {"email", "firstname", "lastname", "phone", "mobilephone", "company", "address", "city",
-                 "state", "zip", "country", "jobtitle", "website", "lifecyclestage", "hubspot_owner_id"},
-    "companies": {"name", "domain", "phone", "address", "address2", "city", "state", "zip", "country",
-                  "website", "industry", "description", "hubspot_owner_id"},
-    "deals": {"dealname", "amount", "dealstage", "pipeline", "closedate", "deal_currency_code", "description",
-              "dealtype", "hubspot_owner_id"},
-    "products": {"name", "description", "hs_sku", "price", "hs_cost_of_goods_sold", "hs_product_type",
-                 "recurringbillingfrequency", "hs_recurring_billing_period", "tax"},
-    "line_items": {"name", "description", "hs_sku", "quantity", "price", "amount", "currency",
-                   "hs_line_item_currency_code", "hs_product_id", "hs_tax_rate_group_id", "hs_tax_rate",
-                   "hs_tax_amount", "hs_tax_label", "hs_post_tax_amount", "discount",
-                   "hs_discount_percentage", "hs_total_discount", "tax", "hs_position_on_quote",
-                   "hs_recurring_billing_start_date", "hs_recurring_billing_end_date",
-                   "recurringbillingfrequency", "hs_recurring_billing_period"},
-    "quotes": {"hs_title", "hs_expiration_date", "hs_status", "hs_esign_enabled", "hs_esign_date",
-               "hs_sign_status", "hs_quote_esign_status", "hs_payment_status", "hs_payment_date",
-               "hs_quote_amount", "hs_currency", "hs_quote_number", "hs_quote_link", "hs_terms"},
-    "commerce_payments": {"hs_initial_amount", "hs_initiated_date", "hs_currency_code", "hs_customer_email",
-                          "hs_fees_amount", "hs_refunds_amount", "hs_reference_number", "hs_payout_date",
-                          "hs_net_amount", "hs_platform_fee", "hs_latest_status", "hs_payment_method_type",
-                          "hs_processor_type", "hs_payment_source_app", "hs_has_associated_invoice"},
+    "contacts": {
+        "email",
+        "firstname",
+        "lastname",
+        "phone",
+        "mobilephone",
+        "company",
+        "address",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "jobtitle",
+        "website",
+        "lifecyclestage",
+        "hubspot_owner_id",
+    },
+    "companies": {
+        "name",
+        "domain",
+        "phone",
+        "address",
+        "address2",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "website",
+        "industry",
+        "description",
+        "hubspot_owner_id",
+    },
+    "deals": {
+        "dealname",
+        "amount",
+        "dealstage",
+        "pipeline",
+        "closedate",
+        "deal_currency_code",
+        "description",
+        "dealtype",
+        "hubspot_owner_id",
+    },
+    "products": {
+        "name",
+        "description",
+        "hs_sku",
+        "price",
+        "hs_cost_of_goods_sold",
+        "hs_product_type",
+        "recurringbillingfrequency",
+        "hs_recurring_billing_period",
+        "tax",
+    },
+    "line_items": {
+        "name",
+        "description",
+        "hs_sku",
+        "quantity",
+        "price",
+        "amount",
+        "currency",
+        "hs_line_item_currency_code",
+        "hs_product_id",
+        "hs_tax_rate_group_id",
+        "hs_tax_rate",
+        "hs_tax_amount",
+        "hs_tax_label",
+        "hs_post_tax_amount",
+        "discount",
+        "hs_discount_percentage",
+        "hs_total_discount",
+        "tax",
+        "hs_position_on_quote",
+        "hs_recurring_billing_start_date",
+        "hs_recurring_billing_end_date",
+        "recurringbillingfrequency",
+        "hs_recurring_billing_period",
+    },
+    "quotes": {
+        "hs_title",
+        "hs_expiration_date",
+        "hs_status",
+        "hs_esign_enabled",
+        "hs_esign_date",
+        "hs_sign_status",
+        "hs_quote_esign_status",
+        "hs_payment_status",
+        "hs_payment_date",
+        "hs_quote_amount",
+        "hs_currency",
+        "hs_quote_number",
+        "hs_quote_link",
+        "hs_terms",
+    },
+    "commerce_payments": {
+        "hs_initial_amount",
+        "hs_initiated_date",
+        "hs_currency_code",
+        "hs_customer_email",
+        "hs_fees_amount",
+        "hs_refunds_amount",
+        "hs_reference_number",
+        "hs_payout_date",
+        "hs_net_amount",
+        "hs_platform_fee",
+        "hs_latest_status",
+        "hs_payment_method_type",
+        "hs_processor_type",
+        "hs_payment_source_app",
+        "hs_has_associated_invoice",
+    },
 }
 
 # HUBSPOT_DEFINED unlabeled association typeIds: (from, to) -> (from->to, to->from).
@@ -128,13 +273,24 @@ PRIMARY_TYPE_IDS = {("deals", "companies"): (5, 6), ("contacts", "companies"): (
 DEFINED_LABEL_TYPE_IDS = {("quotes", "contacts", "Signer"): (702, 703)}
 HUBSPOT_DEFINED_LABELS = {"Primary", "Signer"}
 # v3 object reads name association types; these differ from "<from>_to_<to>".
-V3_TYPE_NAMES = {5: "deal_to_company", 341: "deal_to_company_unlabeled", 6: "company_to_deal",
-                 342: "company_to_deal_unlabeled", 1: "contact_to_company", 279: "contact_to_company_unlabeled",
-                 2: "company_to_contact", 280: "company_to_contact_unlabeled"}
+V3_TYPE_NAMES = {
+    5: "deal_to_company",
+    341: "deal_to_company_unlabeled",
+    6: "company_to_deal",
+    342: "company_to_deal_unlabeled",
+    1: "contact_to_company",
+    279: "contact_to_company_unlabeled",
+    2: "company_to_contact",
+    280: "company_to_contact_unlabeled",
+}
 
-DEFAULT_SCOPES = ("oauth", "automation", "e-commerce", *sorted(
-    {scope for kind in OBJECT_TYPES.values() for scope in kind.scopes if scope != "e-commerce"}),
-    "crm.objects.invoices.read")
+DEFAULT_SCOPES = (
+    "oauth",
+    "automation",
+    "e-commerce",
+    *sorted({scope for kind in OBJECT_TYPES.values() for scope in kind.scopes if scope != "e-commerce"}),
+    "crm.objects.invoices.read",
+)
 
 BATCH_READ_LIMIT = 100
 ASSOCIATIONS_BATCH_LIMIT = 1000
@@ -143,40 +299,97 @@ RATE_LIMIT_MAX = 110
 RATE_LIMIT_INTERVAL_SECONDS = 10
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 CALLBACK_ID = re.compile(r"ap-(\d+)-(\d+)-(\d+)-(\d+)")
-AUTH_NOT_FOUND = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you "
-                  "can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+AUTH_NOT_FOUND = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you "
+    "can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
 
 # --- action definition rules (PublicActionDefinitionEgg in the 2026-03 spec) ---------------------------
 
-DEFINITION_KEYS = {"actionUrl", "archivedAt", "executionRules", "functions", "inputFieldDependencies",
-                   "inputFields", "labels", "objectRequestOptions", "objectTypes", "outputFields", "published"}
+DEFINITION_KEYS = {
+    "actionUrl",
+    "archivedAt",
+    "executionRules",
+    "functions",
+    "inputFieldDependencies",
+    "inputFields",
+    "labels",
+    "objectRequestOptions",
+    "objectTypes",
+    "outputFields",
+    "published",
+}
 PATCH_KEYS = DEFINITION_KEYS - {"archivedAt", "functions"}
 INPUT_FIELD_KEYS = {"isRequired", "supportedValueTypes", "typeDefinition"}
-INPUT_TYPE_DEFINITION_KEYS = {"name", "type", "fieldType", "label", "description", "helpText", "options",
-                              "optionsUrl", "referencedObjectType"}
-OUTPUT_TYPE_DEFINITION_KEYS = INPUT_TYPE_DEFINITION_KEYS | {"externalOptions", "externalOptionsReferenceType",
-                                                            "schema", "useChirp"}
-LABEL_KEYS = {"actionName", "actionDescription", "actionCardContent", "appDisplayName", "executionRules",
-              "inputFieldLabels", "inputFieldDescriptions", "inputFieldOptionLabels", "outputFieldLabels"}
-INPUT_TYPES = {"bool", "date", "datetime", "enumeration", "json", "number", "object_coordinates",
-               "phone_number", "string"}
+INPUT_TYPE_DEFINITION_KEYS = {
+    "name",
+    "type",
+    "fieldType",
+    "label",
+    "description",
+    "helpText",
+    "options",
+    "optionsUrl",
+    "referencedObjectType",
+}
+OUTPUT_TYPE_DEFINITION_KEYS = INPUT_TYPE_DEFINITION_KEYS | {
+    "externalOptions",
+    "externalOptionsReferenceType",
+    "schema",
+    "useChirp",
+}
+LABEL_KEYS = {
+    "actionName",
+    "actionDescription",
+    "actionCardContent",
+    "appDisplayName",
+    "executionRules",
+    "inputFieldLabels",
+    "inputFieldDescriptions",
+    "inputFieldOptionLabels",
+    "outputFieldLabels",
+}
+INPUT_TYPES = {
+    "bool",
+    "date",
+    "datetime",
+    "enumeration",
+    "json",
+    "number",
+    "object_coordinates",
+    "phone_number",
+    "string",
+}
 OUTPUT_TYPES = INPUT_TYPES | {"currency_number"}
-FIELD_TYPES = {"booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html", "number",
-               "phonenumber", "radio", "select", "text", "textarea"}
+FIELD_TYPES = {
+    "booleancheckbox",
+    "calculation_equation",
+    "checkbox",
+    "date",
+    "file",
+    "html",
+    "number",
+    "phonenumber",
+    "radio",
+    "select",
+    "text",
+    "textarea",
+}
 VALUE_TYPES = {"STATIC_VALUE", "OBJECT_PROPERTY"}
 DEPENDENCY_TYPES = {"SINGLE_FIELD", "CONDITIONAL_SINGLE_FIELD"}
 
 
 # --- records handed to tests ----------------------------------------------------------------------------
 
+
 @dataclass
 class RecordedRequest:
     method: str
     path: str
-    query: dict          # name -> value, or a list of values when the name repeats
-    headers: dict        # case-insensitive
+    query: dict  # name -> value, or a list of values when the name repeats
+    headers: dict  # case-insensitive
     body: str
-    json: Any            # the parsed body, or None when it is not JSON
+    json: Any  # the parsed body, or None when it is not JSON
     status: int | None = None  # what the fake answered
 
 
@@ -185,7 +398,7 @@ class Completion:
     callback_id: str
     output_fields: dict
     typed_outputs: Any
-    api_version: str     # "2026-03" or "v4"
+    api_version: str  # "2026-03" or "v4"
 
 
 @dataclass(frozen=True)
@@ -199,10 +412,11 @@ class CompletionAttempt:
 
 # --- HTTP plumbing ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class Response:
     status: int
-    body: Any = None     # dict/list -> JSON, str/bytes -> sent as is, None -> empty
+    body: Any = None  # dict/list -> JSON, str/bytes -> sent as is, None -> empty
     headers: dict = field(default_factory=dict)
 
 
@@ -215,8 +429,7 @@ class ApiError(Exception):
 
 
 def error_body(message: str, category: str, **extra) -> dict:
-    return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category,
-            **extra}
+    return {"status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category, **extra}
 
 
 def validation_error(message: str, **extra) -> ApiError:
@@ -230,7 +443,7 @@ class Incoming:
     query: dict[str, list[str]]
     headers: CaseInsensitiveDict
     body: bytes
-    token: AccessToken | None = None   # set once a portal's access token is accepted
+    token: AccessToken | None = None  # set once a portal's access token is accepted
 
     @cached_property
     def json(self) -> Any:
@@ -265,8 +478,14 @@ class Incoming:
 
     def record(self) -> RecordedRequest:
         query = {name: values[0] if len(values) == 1 else list(values) for name, values in self.query.items()}
-        return RecordedRequest(self.method, self.path, query, CaseInsensitiveDict(self.headers),
-                               self.body.decode("utf-8", "replace"), self.json)
+        return RecordedRequest(
+            self.method,
+            self.path,
+            query,
+            CaseInsensitiveDict(self.headers),
+            self.body.decode("utf-8", "replace"),
+            self.json,
+        )
 
 
 @dataclass(frozen=True)
@@ -309,8 +528,13 @@ def default_fault_body(status: int) -> dict:
 
 
 def rate_limit_body() -> dict:
-    return {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
-            "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()), "policyName": "TEN_SECONDLY_ROLLING"}
+    return {
+        "status": "error",
+        "message": "You have reached your ten_secondly_rolling limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": str(uuid.uuid4()),
+        "policyName": "TEN_SECONDLY_ROLLING",
+    }
 
 
 def encode_body(body: Any) -> tuple[bytes, str | None]:
@@ -340,8 +564,13 @@ def read_incoming(http: BaseHTTPRequestHandler) -> Incoming:
     parts = urlsplit(http.path)
     length = int(http.headers.get("Content-Length") or 0)
     body = http.rfile.read(length) if length else b""
-    return Incoming(http.command, unquote(parts.path), parse_qs(parts.query, keep_blank_values=True),
-                    CaseInsensitiveDict(http.headers.items()), body)
+    return Incoming(
+        http.command,
+        unquote(parts.path),
+        parse_qs(parts.query, keep_blank_values=True),
+        CaseInsensitiveDict(http.headers.items()),
+        body,
+    )
 
 
 def write_response(http: BaseHTTPRequestHandler, response: Response) -> None:
@@ -359,8 +588,9 @@ def write_response(http: BaseHTTPRequestHandler, response: Response) -> None:
 
 # --- small helpers -----------------------------------------------------------------------------------------
 
+
 def iso_now() -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
@@ -415,12 +645,14 @@ def defined_label_type_ids(source: str, target: str, label: str | None) -> tuple
     """HubSpot's own ids for a label it defines (Primary, Signer) between two types, if it has one."""
     if label == "Primary":
         return type_id_pair(PRIMARY_TYPE_IDS, source, target)
-    return type_id_pair({(a, b): ids for (a, b, name), ids in DEFINED_LABEL_TYPE_IDS.items() if name == label},
-                        source, target)
+    return type_id_pair(
+        {(a, b): ids for (a, b, name), ids in DEFINED_LABEL_TYPE_IDS.items() if name == label}, source, target
+    )
 
 
-def association_types(source: ObjectType, target: ObjectType, type_id: int | None,
-                      label: str | None) -> tuple[list[dict], list[dict]]:
+def association_types(
+    source: ObjectType, target: ObjectType, type_id: int | None, label: str | None
+) -> tuple[list[dict], list[dict]]:
     """The association types to store from->to and to->from."""
     unlabeled = type_id_pair(ASSOCIATION_TYPE_IDS, source.name, target.name)
     if type_id is None and label is None:
@@ -429,8 +661,10 @@ def association_types(source: ObjectType, target: ObjectType, type_id: int | Non
         return [association_type(unlabeled[0])], [association_type(unlabeled[1])]
     defined = defined_label_type_ids(source.name, target.name, label)
     if defined and unlabeled and type_id in (None, defined[0]):
-        return ([association_type(unlabeled[0]), association_type(defined[0], label)],
-                [association_type(unlabeled[1]), association_type(defined[1], label)])
+        return (
+            [association_type(unlabeled[0]), association_type(defined[0], label)],
+            [association_type(unlabeled[1]), association_type(defined[1], label)],
+        )
     if type_id is None:
         raise ValueError(f"label {label!r} on {source.name} -> {target.name} needs an explicit type_id")
     known = {pair[0]: pair[1] for pair in (unlabeled, defined) if pair}
@@ -439,6 +673,7 @@ def association_types(source: ObjectType, target: ObjectType, type_id: int | Non
 
 
 # --- a portal's CRM data ---------------------------------------------------------------------------------
+
 
 @dataclass
 class CrmRecord:
@@ -492,8 +727,13 @@ class Portal:
             record = self._objects[kind.name].get(str(id))
             if record is None:
                 return None
-            return {"id": record.id, "properties": dict(record.properties), "createdAt": record.created_at,
-                    "updatedAt": record.updated_at, "archived": False}
+            return {
+                "id": record.id,
+                "properties": dict(record.properties),
+                "createdAt": record.created_at,
+                "updatedAt": record.updated_at,
+                "archived": False,
+            }
 
     def remove(self, object_type: str, id: str | int) -> None:  # noqa: A002
         """Delete an object and its associations, as HubSpot does."""
@@ -510,8 +750,15 @@ class Portal:
         with self._lock:
             self._extra_properties[object_type_named(object_type).name].add(name)
 
-    def associate(self, from_type: str, from_id: str | int, to_type: str, to_id: str | int,
-                  type_id: int | None = None, label: str | None = None) -> None:
+    def associate(
+        self,
+        from_type: str,
+        from_id: str | int,
+        to_type: str,
+        to_id: str | int,
+        type_id: int | None = None,
+        label: str | None = None,
+    ) -> None:
         source, target = object_type_named(from_type), object_type_named(to_type)
         forward, reverse = association_types(source, target, type_id, label)
         with self._lock:
@@ -522,31 +769,42 @@ class Portal:
 
     def associated_ids(self, from_type: str, from_id: str | int, to_type: str) -> list[str]:
         with self._lock:
-            return [to_id for to_id, _ in self.associations_of(
-                object_type_named(from_type), str(from_id), object_type_named(to_type))]
+            return [
+                to_id
+                for to_id, _ in self.associations_of(
+                    object_type_named(from_type), str(from_id), object_type_named(to_type)
+                )
+            ]
 
     # -- reads used by the HTTP handlers (caller holds the lock) --
 
     def find(self, kind: ObjectType, key: str, id_property: str | None = None) -> CrmRecord | None:
         if not id_property or id_property == "hs_object_id":
             return self._objects[kind.name].get(key)
-        return next((record for record in self._objects[kind.name].values()
-                     if record.properties.get(id_property) == key), None)
+        return next(
+            (record for record in self._objects[kind.name].values() if record.properties.get(id_property) == key), None
+        )
 
     def associations_of(self, kind: ObjectType, object_id: str, to_kind: ObjectType) -> list[tuple[str, list]]:
         """HubSpot promises no order; newest first keeps clients from relying on insertion or id order."""
         targets = self._links.get((kind.name, object_id), {}).get(to_kind.name, {})
         return [(to_id, copy.deepcopy(types)) for to_id, types in reversed(targets.items())]
 
-    def object_json(self, kind: ObjectType, record: CrmRecord, requested: list[str] | None,
-                    association_kinds: list[ObjectType] = ()) -> dict:
+    def object_json(
+        self, kind: ObjectType, record: CrmRecord, requested: list[str] | None, association_kinds: list[ObjectType] = ()
+    ) -> dict:
         known = KNOWN_PROPERTIES[kind.name] | self._extra_properties[kind.name]
         names = kind.default_properties if requested is None else requested
         properties = {name: record.properties.get(name) for name in names if name in known}
         for name in ("hs_object_id", "createdate", kind.modified_property):
             properties[name] = record.properties.get(name)
-        body = {"id": record.id, "properties": properties, "createdAt": record.created_at,
-                "updatedAt": record.updated_at, "archived": False}
+        body = {
+            "id": record.id,
+            "properties": properties,
+            "createdAt": record.created_at,
+            "updatedAt": record.updated_at,
+            "archived": False,
+        }
         associations = self._v3_associations(kind, record.id, association_kinds)
         if associations:
             body["associations"] = associations
@@ -555,8 +813,11 @@ class Portal:
     def _v3_associations(self, kind: ObjectType, object_id: str, association_kinds) -> dict:
         found = {}
         for to_kind in association_kinds:
-            results = [{"id": to_id, "type": self._v3_type_name(kind, to_kind, link_type)}
-                       for to_id, types in self.associations_of(kind, object_id, to_kind) for link_type in types]
+            results = [
+                {"id": to_id, "type": self._v3_type_name(kind, to_kind, link_type)}
+                for to_id, types in self.associations_of(kind, object_id, to_kind)
+                for link_type in types
+            ]
             if results:
                 found[to_kind.association_key] = {"results": results}
         return found
@@ -585,6 +846,7 @@ class Portal:
 
 # --- OAuth state -----------------------------------------------------------------------------------------
 
+
 @dataclass
 class AccessToken:
     value: str
@@ -610,20 +872,36 @@ class AuthCode:
 
 
 def oauth_error(status: str, message: str, error: str) -> ApiError:
-    return ApiError(400, {"status": status, "message": message, "correlationId": str(uuid.uuid4()),
-                          "error": error, "error_description": message})
+    return ApiError(
+        400,
+        {
+            "status": status,
+            "message": message,
+            "correlationId": str(uuid.uuid4()),
+            "error": error,
+            "error_description": message,
+        },
+    )
 
 
 # --- the server ------------------------------------------------------------------------------------------
 
 # Path prefixes per API version; "v4" stands for the legacy family (objects v3, associations and actions v4).
 VERSION_PREFIXES = {
-    "2026-03": {"objects": "/crm/objects/2026-03", "object_associations": "/crm/objects/2026-03",
-                "associations": "/crm/associations/2026-03", "callbacks": "/automation/actions/callbacks/2026-03",
-                "actions": "/automation/actions/2026-03"},
-    "v4": {"objects": "/crm/v3/objects", "object_associations": "/crm/v4/objects",
-           "associations": "/crm/v4/associations", "callbacks": "/automation/v4/actions/callbacks",
-           "actions": "/automation/v4/actions"},
+    "2026-03": {
+        "objects": "/crm/objects/2026-03",
+        "object_associations": "/crm/objects/2026-03",
+        "associations": "/crm/associations/2026-03",
+        "callbacks": "/automation/actions/callbacks/2026-03",
+        "actions": "/automation/actions/2026-03",
+    },
+    "v4": {
+        "objects": "/crm/v3/objects",
+        "object_associations": "/crm/v4/objects",
+        "associations": "/crm/v4/associations",
+        "callbacks": "/automation/v4/actions/callbacks",
+        "actions": "/automation/v4/actions",
+    },
 }
 SEGMENT = r"[^/]+"
 
@@ -632,19 +910,24 @@ class FakeHubSpot(LoopbackServer):
     handler_class = _RequestHandler
     thread_name = "FakeHubSpot"
 
-    def __init__(self, client_id: str = "hs-client-id", client_secret: str = "hs-client-secret",
-                 app_id: int = 4242, developer_api_key: str = "hs-dev-key"):
+    def __init__(
+        self,
+        client_id: str = "hs-client-id",
+        client_secret: str = "hs-client-secret",
+        app_id: int = 4242,
+        developer_api_key: str = "hs-dev-key",
+    ):
         self.client_id = client_id
         self.client_secret = client_secret
         self.app_id = app_id
         self.developer_api_key = developer_api_key
         self.developer_tokens: set[str] = set()
         self.next_install_portal = 101
-        self.grant_optional_scopes = True   # the installing user accepts every optional scope
+        self.grant_optional_scopes = True  # the installing user accepts every optional scope
         # The 2026-03 spec lists typedOutputs as required, but SDK 12 never sends it and HubSpot accepts
         # that; set True to pin our "always send typedOutputs" decision.
         self.require_typed_outputs = False
-        self.enforce_rate_limit = False     # headers are always sent; 429s only when asked
+        self.enforce_rate_limit = False  # headers are always sent; 429s only when asked
         self.refresh_count = 0
         self.requests: list[RecordedRequest] = []
         self.completions: list[Completion] = []
@@ -675,8 +958,12 @@ class FakeHubSpot(LoopbackServer):
         with self._lock:
             self.portal(portal_id)
             scopes = scopes.split() if isinstance(scopes, str) else scopes
-            refresh = RefreshToken(f"hs-refresh-{portal_id}-{secrets.token_hex(8)}", portal_id,
-                                   frozenset(scopes or DEFAULT_SCOPES), expires_in)
+            refresh = RefreshToken(
+                f"hs-refresh-{portal_id}-{secrets.token_hex(8)}",
+                portal_id,
+                frozenset(scopes or DEFAULT_SCOPES),
+                expires_in,
+            )
             self._refresh_tokens[refresh.value] = refresh
             return self._token_body(refresh)
 
@@ -688,8 +975,14 @@ class FakeHubSpot(LoopbackServer):
         with self._lock:
             self._refresh_tokens[token].revoked = True
 
-    def fail_next(self, match: str = "POST /automation/actions/callbacks", status: int = 500, body: Any = None,
-                  times: int = 1, headers: dict | None = None) -> None:
+    def fail_next(
+        self,
+        match: str = "POST /automation/actions/callbacks",
+        status: int = 500,
+        body: Any = None,
+        times: int = 1,
+        headers: dict | None = None,
+    ) -> None:
         """Answer the next `times` requests matching "METHOD path-substring" (or "" for any) with `status`."""
         method, path_part = parse_fault_match(match)
         fault_body = default_fault_body(status) if body is None else body
@@ -713,16 +1006,29 @@ class FakeHubSpot(LoopbackServer):
         with self._lock:
             return f"ap-{portal_id}-{next(self._callback_numbers)}-1-0"
 
-    def execution_request(self, portal_id: int, object_type: str, object_id: str | int, input_fields: dict,
-                          *, properties: dict | None = None, callback_id: str | None = None,
-                          action_definition_id: int = 10646377, workflow_id: int = 192814114) -> dict:
+    def execution_request(
+        self,
+        portal_id: int,
+        object_type: str,
+        object_id: str | int,
+        input_fields: dict,
+        *,
+        properties: dict | None = None,
+        callback_id: str | None = None,
+        action_definition_id: int = 10646377,
+        workflow_id: int = 192814114,
+    ) -> dict:
         """The body HubSpot POSTs to an actionUrl, in the shape observed for 2026.03 projects."""
         kind = object_type_named(object_type)
         body = {
             "callbackId": callback_id or self.new_callback_id(portal_id),
-            "origin": {"portalId": portal_id, "actionDefinitionId": action_definition_id,
-                       "actionDefinitionVersion": 1, "extensionDefinitionId": action_definition_id,
-                       "extensionDefinitionVersionId": 1},
+            "origin": {
+                "portalId": portal_id,
+                "actionDefinitionId": action_definition_id,
+                "actionDefinitionVersion": 1,
+                "extensionDefinitionId": action_definition_id,
+                "extensionDefinitionVersionId": 1,
+            },
             "context": {"source": "WORKFLOWS", "workflowId": workflow_id, "actionId": 1},
             "object": {"objectId": as_number(str(object_id)), "objectType": kind.singular.upper()},
             "fields": dict(input_fields),
@@ -744,22 +1050,37 @@ class FakeHubSpot(LoopbackServer):
             Route("DELETE", re.compile(rf"/oauth/v1/refresh-tokens/(?P<token>{SEGMENT})"), self._delete_refresh),
         ]
         for version, prefix in VERSION_PREFIXES.items():
-            def route(method, pattern, handler, **extra):
+
+            def route(method, pattern, handler, version=version, **extra):
                 table.append(Route(method, re.compile(pattern), handler, version, **extra))
+
             obj, actions = rf"/(?P<object_type>{SEGMENT})/(?P<object_id>{SEGMENT})", prefix["actions"]
             route("GET", prefix["objects"] + obj, self._get_object)
             route("POST", prefix["objects"] + rf"/(?P<object_type>{SEGMENT})/batch/read", self._batch_read)
-            route("GET", prefix["object_associations"] + obj + rf"/associations/(?P<to_type>{SEGMENT})",
-                  self._list_associations)
-            route("POST", prefix["associations"] + rf"/(?P<from_type>{SEGMENT})/(?P<to_type>{SEGMENT})/batch/read",
-                  self._batch_read_associations)
+            route(
+                "GET",
+                prefix["object_associations"] + obj + rf"/associations/(?P<to_type>{SEGMENT})",
+                self._list_associations,
+            )
+            route(
+                "POST",
+                prefix["associations"] + rf"/(?P<from_type>{SEGMENT})/(?P<to_type>{SEGMENT})/batch/read",
+                self._batch_read_associations,
+            )
             route("POST", prefix["callbacks"] + "/complete", self._complete_batch, completes_callbacks=True)
-            route("POST", prefix["callbacks"] + rf"/(?P<callback_id>{SEGMENT})/complete", self._complete_one,
-                  completes_callbacks=True)
+            route(
+                "POST",
+                prefix["callbacks"] + rf"/(?P<callback_id>{SEGMENT})/complete",
+                self._complete_one,
+                completes_callbacks=True,
+            )
             route("GET", actions + r"/(?P<app_id>\d+)", self._list_definitions)
             route("POST", actions + r"/(?P<app_id>\d+)", self._create_definition)
-            for method, handler in (("GET", self._get_definition), ("PATCH", self._patch_definition),
-                                    ("DELETE", self._delete_definition)):
+            for method, handler in (
+                ("GET", self._get_definition),
+                ("PATCH", self._patch_definition),
+                ("DELETE", self._delete_definition),
+            ):
                 route(method, actions + rf"/(?P<app_id>\d+)/(?P<definition_id>{SEGMENT})", handler)
         return table
 
@@ -827,18 +1148,33 @@ class FakeHubSpot(LoopbackServer):
     @staticmethod
     def _expired_error(token: AccessToken) -> ApiError:
         ago = int(time.time() - token.expires_at)
-        expired_at = datetime.fromtimestamp(token.expires_at, timezone.utc).isoformat()
-        return ApiError(401, error_body(f"The OAuth token used to make this call expired {ago} second(s) ago.",
-                                        "EXPIRED_AUTHENTICATION", context={"expire time": [expired_at]}))
+        expired_at = datetime.fromtimestamp(token.expires_at, UTC).isoformat()
+        return ApiError(
+            401,
+            error_body(
+                f"The OAuth token used to make this call expired {ago} second(s) ago.",
+                "EXPIRED_AUTHENTICATION",
+                context={"expire time": [expired_at]},
+            ),
+        )
 
     @staticmethod
     def _missing_scopes_error(needed: tuple[str, ...]) -> ApiError:
-        return ApiError(403, error_body(
-            "This app hasn't been granted all required scopes to make this call. Read more about required "
-            "scopes here: https://developers.hubspot.com/scopes.", "MISSING_SCOPES",
-            errors=[{"message": "One or more of the following scopes are required.",
-                     "context": {"requiredGranularScopes": list(needed)}}],
-            links={"scopes": "https://developers.hubspot.com/scopes"}))
+        return ApiError(
+            403,
+            error_body(
+                "This app hasn't been granted all required scopes to make this call. Read more about required "
+                "scopes here: https://developers.hubspot.com/scopes.",
+                "MISSING_SCOPES",
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": list(needed)},
+                    }
+                ],
+                links={"scopes": "https://developers.hubspot.com/scopes"},
+            ),
+        )
 
     def _count_request(self, portal_id: int) -> None:
         window = self._rate_windows.setdefault(portal_id, deque())
@@ -851,9 +1187,11 @@ class FakeHubSpot(LoopbackServer):
 
     def _rate_limit_headers(self, portal_id: int) -> dict:
         used = len(self._rate_windows.get(portal_id, ()))
-        return {"X-HubSpot-RateLimit-Max": str(RATE_LIMIT_MAX),
-                "X-HubSpot-RateLimit-Remaining": str(max(0, RATE_LIMIT_MAX - used)),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": str(RATE_LIMIT_INTERVAL_SECONDS * 1000)}
+        return {
+            "X-HubSpot-RateLimit-Max": str(RATE_LIMIT_MAX),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, RATE_LIMIT_MAX - used)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(RATE_LIMIT_INTERVAL_SECONDS * 1000),
+        }
 
     @staticmethod
     def _object_type(name: str) -> ObjectType:
@@ -898,11 +1236,9 @@ class FakeHubSpot(LoopbackServer):
         if code is None:
             raise oauth_error("BAD_AUTH_CODE", "missing or unknown auth code", "invalid_grant")
         if form.get("redirect_uri") != code.redirect_uri:
-            raise oauth_error("BAD_REDIRECT_URI", "redirect_uri does not match initial redirect_uri",
-                              "invalid_grant")
-        del self._codes[form["code"]]   # codes are single-use
-        refresh = RefreshToken(f"hs-refresh-{code.portal_id}-{secrets.token_hex(8)}", code.portal_id,
-                               code.scopes, 1800)
+            raise oauth_error("BAD_REDIRECT_URI", "redirect_uri does not match initial redirect_uri", "invalid_grant")
+        del self._codes[form["code"]]  # codes are single-use
+        refresh = RefreshToken(f"hs-refresh-{code.portal_id}-{secrets.token_hex(8)}", code.portal_id, code.scopes, 1800)
         self._refresh_tokens[refresh.value] = refresh
         return self._token_body(refresh)
 
@@ -915,35 +1251,64 @@ class FakeHubSpot(LoopbackServer):
 
     def _token_body(self, refresh: RefreshToken) -> dict:
         """A new access token; HubSpot's refresh tokens do not rotate, so the same one comes back."""
-        access = AccessToken(f"hs-access-{refresh.portal_id}-{secrets.token_hex(12)}", refresh.portal_id,
-                             refresh.scopes, time.time() + refresh.lifetime)
+        access = AccessToken(
+            f"hs-access-{refresh.portal_id}-{secrets.token_hex(12)}",
+            refresh.portal_id,
+            refresh.scopes,
+            time.time() + refresh.lifetime,
+        )
         self._access_tokens[access.value] = access
-        return {"token_type": "bearer", "access_token": access.value, "refresh_token": refresh.value,
-                "expires_in": refresh.lifetime}
+        return {
+            "token_type": "bearer",
+            "access_token": access.value,
+            "refresh_token": refresh.value,
+            "expires_in": refresh.lifetime,
+        }
 
     def _access_token_info(self, incoming: Incoming, token: str, version=None) -> Response:
         access = self._access_tokens.get(token)
         if access is None:
-            raise ApiError(404, {"status": "error", "message": "Access token not found",
-                                 "correlationId": str(uuid.uuid4())})
+            raise ApiError(
+                404, {"status": "error", "message": "Access token not found", "correlationId": str(uuid.uuid4())}
+            )
         if access.expires_at <= time.time():
-            raise ApiError(400, {"status": "error", "message": "The access token is expired",
-                                 "correlationId": str(uuid.uuid4())})
-        return Response(200, {"token": token, "user": "admin@example.test", "hub_id": access.portal_id,
-                              "app_id": self.app_id, "scopes": sorted(access.scopes),
-                              "hub_domain": f"portal-{access.portal_id}.example.test",
-                              "expires_in": int(access.expires_at - time.time()), "user_id": 7001,
-                              "token_type": "access"})
+            raise ApiError(
+                400, {"status": "error", "message": "The access token is expired", "correlationId": str(uuid.uuid4())}
+            )
+        return Response(
+            200,
+            {
+                "token": token,
+                "user": "admin@example.test",
+                "hub_id": access.portal_id,
+                "app_id": self.app_id,
+                "scopes": sorted(access.scopes),
+                "hub_domain": f"portal-{access.portal_id}.example.test",
+                "expires_in": int(access.expires_at - time.time()),
+                "user_id": 7001,
+                "token_type": "access",
+            },
+        )
 
     def _refresh_token_info(self, incoming: Incoming, token: str, version=None) -> Response:
         refresh = self._refresh_tokens.get(token)
         if refresh is None or refresh.revoked:
-            raise ApiError(404, {"status": "error", "message": "Refresh token not found",
-                                 "correlationId": str(uuid.uuid4())})
-        return Response(200, {"token": token, "user": "admin@example.test", "hub_id": refresh.portal_id,
-                              "client_id": self.client_id, "scopes": sorted(refresh.scopes),
-                              "hub_domain": f"portal-{refresh.portal_id}.example.test", "user_id": 7001,
-                              "token_type": "refresh"})
+            raise ApiError(
+                404, {"status": "error", "message": "Refresh token not found", "correlationId": str(uuid.uuid4())}
+            )
+        return Response(
+            200,
+            {
+                "token": token,
+                "user": "admin@example.test",
+                "hub_id": refresh.portal_id,
+                "client_id": self.client_id,
+                "scopes": sorted(refresh.scopes),
+                "hub_domain": f"portal-{refresh.portal_id}.example.test",
+                "user_id": 7001,
+                "token_type": "refresh",
+            },
+        )
 
     def _delete_refresh(self, incoming: Incoming, token: str, version=None) -> Response:
         if token not in self._refresh_tokens:
@@ -959,8 +1324,12 @@ class FakeHubSpot(LoopbackServer):
         self._require_scope(incoming, kind.scopes)
         record = portal.find(kind, object_id, incoming.first("idProperty"))
         if record is None:
-            raise ApiError(404, error_body("Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND",
-                                           context={"id": [object_id]}))
+            raise ApiError(
+                404,
+                error_body(
+                    "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND", context={"id": [object_id]}
+                ),
+            )
         association_kinds = [self._object_type(name) for name in incoming.listed("associations") or []]
         return Response(200, portal.object_json(kind, record, incoming.listed("properties"), association_kinds))
 
@@ -982,9 +1351,15 @@ class FakeHubSpot(LoopbackServer):
         if not missing:
             return Response(200, reply)
         reply["numErrors"] = 1
-        reply["errors"] = [{"status": "error", "category": "OBJECT_NOT_FOUND", "context": {"ids": missing},
-                            "message": f"Could not get some {kind.singular.upper()} objects, they may be deleted "
-                                       "or not exist. Check that ids are valid."}]
+        reply["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "context": {"ids": missing},
+                "message": f"Could not get some {kind.singular.upper()} objects, they may be deleted "
+                "or not exist. Check that ids are valid.",
+            }
+        ]
         return Response(207, reply)
 
     @staticmethod
@@ -993,20 +1368,26 @@ class FakeHubSpot(LoopbackServer):
         if not isinstance(inputs, list) or not all(isinstance(item, dict) and "id" in item for item in inputs):
             raise validation_error('inputs must be a list of {"id": ...} objects')
         if len(inputs) > limit:
-            raise validation_error(f"Batch input size of {len(inputs)} exceeds the limit of {limit}",
-                                   context={"limit": [str(limit)]})
+            raise validation_error(
+                f"Batch input size of {len(inputs)} exceeds the limit of {limit}", context={"limit": [str(limit)]}
+            )
         return list(dict.fromkeys(str(item["id"]) for item in inputs))
 
-    def _list_associations(self, incoming: Incoming, object_type: str, object_id: str, to_type: str,
-                           version=None) -> Response:
+    def _list_associations(
+        self, incoming: Incoming, object_type: str, object_id: str, to_type: str, version=None
+    ) -> Response:
         portal = self._authenticate(incoming)
         kind, to_kind = self._object_type(object_type), self._object_type(to_type)
         self._require_scope(incoming, kind.scopes)
         limit = self._limit(incoming, default=ASSOCIATIONS_PAGE_LIMIT, maximum=ASSOCIATIONS_PAGE_LIMIT)
         start = decode_cursor(incoming.first("after"))
         links = portal.associations_of(kind, object_id, to_kind)
-        page = {"results": [{"toObjectId": as_number(to_id), "associationTypes": types}
-                            for to_id, types in links[start:start + limit]]}
+        page = {
+            "results": [
+                {"toObjectId": as_number(to_id), "associationTypes": types}
+                for to_id, types in links[start : start + limit]
+            ]
+        }
         if start + limit < len(links):
             page["paging"] = {"next": {"after": encode_cursor(start + limit)}}
         return Response(200, page)
@@ -1027,8 +1408,12 @@ class FakeHubSpot(LoopbackServer):
         for object_id in reversed(ids):
             links = portal.associations_of(kind, object_id, to_kind)
             if links:
-                results.append({"from": {"id": object_id}, "to": [
-                    {"toObjectId": as_number(to_id), "associationTypes": types} for to_id, types in links]})
+                results.append(
+                    {
+                        "from": {"id": object_id},
+                        "to": [{"toObjectId": as_number(to_id), "associationTypes": types} for to_id, types in links],
+                    }
+                )
             else:
                 errors.append(self._no_associations_error(kind, object_id, to_kind))
         reply = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso_now()}
@@ -1038,10 +1423,13 @@ class FakeHubSpot(LoopbackServer):
 
     @staticmethod
     def _no_associations_error(kind: ObjectType, object_id: str, to_kind: ObjectType) -> dict:
-        return {"status": "error", "category": "OBJECT_NOT_FOUND",
-                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                "message": f"No {to_kind.singular} is associated with {kind.singular} {object_id}.",
-                "context": {"fromObjectId": [object_id], "toObjectType": [to_kind.singular]}}
+        return {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+            "message": f"No {to_kind.singular} is associated with {kind.singular} {object_id}.",
+            "context": {"fromObjectId": [object_id], "toObjectType": [to_kind.singular]},
+        }
 
     # -- callback completion --
 
@@ -1073,8 +1461,9 @@ class FakeHubSpot(LoopbackServer):
         if found is None:
             raise validation_error(f"Invalid callbackId: {callback_id}")
         if int(found.group(1)) != portal_id:
-            raise ApiError(403, error_body(f"Callback {callback_id} does not belong to portal {portal_id}",
-                                           "FORBIDDEN"))
+            raise ApiError(
+                403, error_body(f"Callback {callback_id} does not belong to portal {portal_id}", "FORBIDDEN")
+            )
         problem = completion_body_problem(body, self.require_typed_outputs)
         if problem:
             raise validation_error(problem)
@@ -1083,8 +1472,9 @@ class FakeHubSpot(LoopbackServer):
 
     def _accept_completion(self, callback_id: str, body: dict, version: str) -> None:
         self._finished_callbacks.add(callback_id)
-        self.completions.append(Completion(callback_id, dict(body["outputFields"]),
-                                           copy.deepcopy(body.get("typedOutputs")), version))
+        self.completions.append(
+            Completion(callback_id, dict(body["outputFields"]), copy.deepcopy(body.get("typedOutputs")), version)
+        )
 
     def _record_attempts(self, incoming: Incoming, version: str, params: dict, status: int) -> None:
         body = incoming.json
@@ -1092,19 +1482,29 @@ class FakeHubSpot(LoopbackServer):
             items = [(params["callback_id"], body if isinstance(body, dict) else {})]
         else:
             inputs = body.get("inputs") if isinstance(body, dict) else None
-            items = [(item.get("callbackId"), item) for item in inputs if isinstance(item, dict)] \
-                if isinstance(inputs, list) else [(None, {})]
+            items = (
+                [(item.get("callbackId"), item) for item in inputs if isinstance(item, dict)]
+                if isinstance(inputs, list)
+                else [(None, {})]
+            )
         for callback_id, item in items:
-            self.completion_attempts.append(CompletionAttempt(
-                callback_id, item.get("outputFields"), item.get("typedOutputs"), version, status))
+            self.completion_attempts.append(
+                CompletionAttempt(callback_id, item.get("outputFields"), item.get("typedOutputs"), version, status)
+            )
 
     # -- action definitions --
 
     def _developer_app(self, incoming: Incoming, app_id: str) -> dict[str, dict]:
         """The app's definitions, once the caller proved to be its developer (hapikey or developer token)."""
         if "hapikey" in incoming.query and incoming.first("hapikey") != self.developer_api_key:
-            raise ApiError(401, error_body("The API key provided is invalid. View or manage your API key here: "
-                                           "https://app.hubspot.com/l/api-key/", "INVALID_AUTHENTICATION"))
+            raise ApiError(
+                401,
+                error_body(
+                    "The API key provided is invalid. View or manage your API key here: "
+                    "https://app.hubspot.com/l/api-key/",
+                    "INVALID_AUTHENTICATION",
+                ),
+            )
         if incoming.first("hapikey") != self.developer_api_key and incoming.bearer() not in self.developer_tokens:
             raise ApiError(401, error_body(AUTH_NOT_FOUND, "INVALID_AUTHENTICATION"))
         if int(app_id) not in self.definitions:
@@ -1114,18 +1514,18 @@ class FakeHubSpot(LoopbackServer):
     def _definition(self, stored: dict[str, dict], definition_id: str, archived: bool = False) -> dict:
         definition = stored.get(definition_id)
         if definition is None or ("archivedAt" in definition) != archived:
-            raise ApiError(404, error_body(f"Unable to find definition with id {definition_id}",
-                                           "OBJECT_NOT_FOUND"))
+            raise ApiError(404, error_body(f"Unable to find definition with id {definition_id}", "OBJECT_NOT_FOUND"))
         return definition
 
     def _list_definitions(self, incoming: Incoming, app_id: str, version=None) -> Response:
         stored = self._developer_app(incoming, app_id)
         archived = incoming.first("archived", "false") == "true"
-        matching = [d for _, d in sorted(stored.items(), key=lambda item: int(item[0]))
-                    if ("archivedAt" in d) == archived]
+        matching = [
+            d for _, d in sorted(stored.items(), key=lambda item: int(item[0])) if ("archivedAt" in d) == archived
+        ]
         limit = self._limit(incoming, default=20, maximum=100)
         start = int(incoming.first("after") or 0)
-        page = {"results": copy.deepcopy(matching[start:start + limit])}
+        page = {"results": copy.deepcopy(matching[start : start + limit])}
         if start + limit < len(matching):
             page["paging"] = {"next": {"after": str(start + limit)}}
         return Response(200, page)
@@ -1135,10 +1535,12 @@ class FakeHubSpot(LoopbackServer):
         body = incoming.json_object()
         raise_for_problems(definition_problems(body, DEFINITION_KEYS))
         definition_id = str(next(self._definition_ids))
-        functions = [{"functionType": f.get("functionType"), "id": str(index)}
-                     for index, f in enumerate(body.get("functions") or []) if isinstance(f, dict)]
-        stored[definition_id] = copy.deepcopy(body) | {"functions": functions, "id": definition_id,
-                                                       "revisionId": "1"}
+        functions = [
+            {"functionType": f.get("functionType"), "id": str(index)}
+            for index, f in enumerate(body.get("functions") or [])
+            if isinstance(f, dict)
+        ]
+        stored[definition_id] = copy.deepcopy(body) | {"functions": functions, "id": definition_id, "revisionId": "1"}
         location = f"{self.url}{incoming.path}/{definition_id}"
         return Response(201, copy.deepcopy(stored[definition_id]), {"Location": location})
 
@@ -1171,6 +1573,7 @@ def add_query(url: str, params: dict) -> str:
 
 # --- callback completion rules -------------------------------------------------------------------------
 
+
 def completion_body_problem(body: dict, require_typed_outputs: bool) -> str | None:
     outputs = body.get("outputFields")
     if not isinstance(outputs, dict):
@@ -1191,10 +1594,13 @@ def completion_body_problem(body: dict, require_typed_outputs: bool) -> str | No
 
 # --- action definition validation ------------------------------------------------------------------------
 
+
 def raise_for_problems(problems: list[str]) -> None:
     if problems:
-        raise validation_error(f"Invalid input JSON on line 1, column 1: {problems[0]}",
-                               errors=[{"message": problem} for problem in problems])
+        raise validation_error(
+            f"Invalid input JSON on line 1, column 1: {problems[0]}",
+            errors=[{"message": problem} for problem in problems],
+        )
 
 
 def unknown_keys(value: dict, allowed: set[str], where: str) -> list[str]:
@@ -1211,14 +1617,19 @@ def is_http_url(value: Any) -> bool:
 def definition_problems(definition: dict, allowed_keys: set[str]) -> list[str]:
     problems = unknown_keys(definition, allowed_keys, "the definition") + top_level_problems(definition)
     if problems:
-        return problems   # the nested checks below rely on these shapes
-    input_names = [f["typeDefinition"]["name"] for f in definition["inputFields"]
-                   if isinstance(f, dict) and isinstance(f.get("typeDefinition"), dict)]
-    return (field_list_problems(definition["inputFields"], "inputFields")
-            + field_list_problems(definition.get("outputFields", []), "outputFields")
-            + dependency_problems(definition.get("inputFieldDependencies", []), input_names)
-            + execution_rule_problems(definition.get("executionRules", []), definition["labels"])
-            + request_option_problems(definition.get("objectRequestOptions")))
+        return problems  # the nested checks below rely on these shapes
+    input_names = [
+        f["typeDefinition"]["name"]
+        for f in definition["inputFields"]
+        if isinstance(f, dict) and isinstance(f.get("typeDefinition"), dict)
+    ]
+    return (
+        field_list_problems(definition["inputFields"], "inputFields")
+        + field_list_problems(definition.get("outputFields", []), "outputFields")
+        + dependency_problems(definition.get("inputFieldDependencies", []), input_names)
+        + execution_rule_problems(definition.get("executionRules", []), definition["labels"])
+        + request_option_problems(definition.get("objectRequestOptions"))
+    )
 
 
 def top_level_problems(definition: dict) -> list[str]:
@@ -1287,8 +1698,7 @@ def input_field_problems(item: dict, place: str) -> list[str]:
 def type_definition_problems(definition: Any, place: str, is_input: bool) -> list[str]:
     if not isinstance(definition, dict):
         return [f"{place} is required and must be an object"]
-    problems = unknown_keys(definition, INPUT_TYPE_DEFINITION_KEYS if is_input else OUTPUT_TYPE_DEFINITION_KEYS,
-                            place)
+    problems = unknown_keys(definition, INPUT_TYPE_DEFINITION_KEYS if is_input else OUTPUT_TYPE_DEFINITION_KEYS, place)
     if not isinstance(definition.get("name"), str) or not definition["name"]:
         problems.append(f"{place}.name is required")
     types = INPUT_TYPES if is_input else OUTPUT_TYPES
@@ -1306,9 +1716,12 @@ def option_problems(definition: dict, place: str) -> list[str]:
     problems = []
     if "optionsUrl" in definition and not is_http_url(options_url):
         problems.append(f"{place}.optionsUrl must be an http(s) URL")
-    if options is not None and not (isinstance(options, list) and all(
-            isinstance(o, dict) and isinstance(o.get("label"), str) and isinstance(o.get("value"), str)
-            for o in options)):
+    if options is not None and not (
+        isinstance(options, list)
+        and all(
+            isinstance(o, dict) and isinstance(o.get("label"), str) and isinstance(o.get("value"), str) for o in options
+        )
+    ):
         problems.append(f"{place}.options must be a list of {{label, value}} objects with string values")
     if definition.get("type") == "enumeration" and not options and options_url is None:
         problems.append(f"{place} is an enumeration and needs options or optionsUrl")
@@ -1332,14 +1745,18 @@ def dependency_problems(dependencies: list, input_names: list[str]) -> list[str]
             problems.append(f"{place}.dependencyType must be one of {sorted(DEPENDENCY_TYPES)}, not {kind!r}")
         problems += unknown_keys(dependency, allowed, place)
         if dependency.get("controllingFieldName") not in input_names:
-            problems.append(f"{place}.controllingFieldName {dependency.get('controllingFieldName')!r} "
-                            "is not an input field")
+            problems.append(
+                f"{place}.controllingFieldName {dependency.get('controllingFieldName')!r} is not an input field"
+            )
         dependents = dependency.get("dependentFieldNames")
         if not isinstance(dependents, list) or not dependents:
             problems.append(f"{place}.dependentFieldNames must be a non-empty list")
         else:
-            problems += [f"{place}.dependentFieldNames: {name!r} is not an input field"
-                         for name in dependents if name not in input_names]
+            problems += [
+                f"{place}.dependentFieldNames: {name!r} is not an input field"
+                for name in dependents
+                if name not in input_names
+            ]
     return problems
 
 
@@ -1355,8 +1772,7 @@ def execution_rule_problems(rules: list, labels: dict) -> list[str]:
         if not isinstance(rule.get("conditions"), dict):
             problems.append(f"{place}.conditions is required and must be an object")
         if rule.get("labelName") not in messages:
-            problems.append(f"{place}.labelName {rule.get('labelName')!r} has no message in "
-                            "labels.en.executionRules")
+            problems.append(f"{place}.labelName {rule.get('labelName')!r} has no message in labels.en.executionRules")
     return problems
 
 

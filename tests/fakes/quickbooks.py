@@ -35,12 +35,13 @@ import secrets
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
@@ -74,9 +75,7 @@ INACTIVE_REFERENCE_DETAIL = (
     "Invalid Reference Id : Something you're trying to use has been made inactive. "
     "Check the fields with accounts, customers, items, vendors or employees."
 )
-NAME_LIST_CONFLICT = (
-    "Another customer, vendor or employee is already using this name. Please use a different name."
-)
+NAME_LIST_CONFLICT = "Another customer, vendor or employee is already using this name. Please use a different name."
 THROTTLE_MESSAGE = "message=ThrottleExceeded; errorCode=003001; statusCode=429"
 
 # Messages QBO pairs with a code; fail_next() uses them when the test gives only a code.
@@ -125,8 +124,9 @@ class QboFault(Exception):
 
 
 def required_param_missing(element: str) -> QboFault:
-    return QboFault("2020", "Required Param Missing",
-                    f"Required parameter {element} is missing in the request", element)
+    return QboFault(
+        "2020", "Required Param Missing", f"Required parameter {element} is missing in the request", element
+    )
 
 
 def invalid_reference(element: str) -> QboFault:
@@ -134,8 +134,12 @@ def invalid_reference(element: str) -> QboFault:
 
 
 def invalid_property(element: str, value: Any) -> QboFault:
-    return QboFault("2010", "Request has invalid or unsupported property",
-                    f"Property Name:{element} specified is unsupported or invalid. Supplied value:{value}", element)
+    return QboFault(
+        "2010",
+        "Request has invalid or unsupported property",
+        f"Property Name:{element} specified is unsupported or invalid. Supplied value:{value}",
+        element,
+    )
 
 
 def invalid_enumeration(element: str, value: Any) -> QboFault:
@@ -149,7 +153,9 @@ def business_validation_error(text: str, element: str = "") -> QboFault:
 def string_length_error(element: str, value: str, maximum: int) -> QboFault:
     return business_validation_error(
         "String length is either shorter or longer than supported by specification. "
-        f"Min:0 Max:{maximum} supported. Supplied length:{len(value)}", element)
+        f"Min:0 Max:{maximum} supported. Supplied length:{len(value)}",
+        element,
+    )
 
 
 def duplicate_name(conflict: str) -> QboFault:
@@ -157,10 +163,13 @@ def duplicate_name(conflict: str) -> QboFault:
 
 
 def object_not_found(entity: str, entity_id: Any) -> QboFault:
-    return QboFault("610", "Object Not Found",
-                    f"Object Not Found : Something you're trying to use has been made inactive. "
-                    f"Check the fields with accounts, customers, items, vendors or employees. "
-                    f"({entity} Id={entity_id})")
+    return QboFault(
+        "610",
+        "Object Not Found",
+        f"Object Not Found : Something you're trying to use has been made inactive. "
+        f"Check the fields with accounts, customers, items, vendors or employees. "
+        f"({entity} Id={entity_id})",
+    )
 
 
 def unsupported_operation(text: str) -> QboFault:
@@ -180,8 +189,20 @@ def query_validation_error(detail: str) -> QboFault:
 # --------------------------------------------------------------------------------------------
 
 WRITABLE_ENTITIES = (
-    "Customer", "Vendor", "Employee", "Item", "Account", "Term", "PaymentMethod",
-    "Invoice", "Estimate", "SalesReceipt", "RefundReceipt", "CreditMemo", "Payment", "Purchase",
+    "Customer",
+    "Vendor",
+    "Employee",
+    "Item",
+    "Account",
+    "Term",
+    "PaymentMethod",
+    "Invoice",
+    "Estimate",
+    "SalesReceipt",
+    "RefundReceipt",
+    "CreditMemo",
+    "Payment",
+    "Purchase",
 )
 ENTITY_BY_PATH = {name.lower(): name for name in WRITABLE_ENTITIES}
 NAME_LIST_ENTITIES = ("Customer", "Vendor", "Employee")  # one shared DisplayName namespace
@@ -190,43 +211,95 @@ SALES_DOCUMENTS = frozenset(("Invoice", "Estimate", "SalesReceipt", "RefundRecei
 TRANSACTIONS = SALES_DOCUMENTS | {"Payment", "Purchase"}
 VOIDABLE = frozenset(("Invoice", "SalesReceipt", "Payment", "RefundReceipt"))
 # Invoice and CreditMemo share one DocNumber sequence; the others each have their own.
-DOC_NUMBER_FAMILY = {"Invoice": "Invoice", "CreditMemo": "Invoice", "Estimate": "Estimate",
-                     "SalesReceipt": "SalesReceipt", "RefundReceipt": "RefundReceipt"}
+DOC_NUMBER_FAMILY = {
+    "Invoice": "Invoice",
+    "CreditMemo": "Invoice",
+    "Estimate": "Estimate",
+    "SalesReceipt": "SalesReceipt",
+    "RefundReceipt": "RefundReceipt",
+}
 FIRST_DOC_NUMBER = 1001
 REVENUE_RECOGNITION_DOCUMENTS = frozenset(("Invoice", "SalesReceipt", "Estimate"))
 ITEM_TYPES = ("Service", "NonInventory", "Inventory")
 PURCHASE_PAYMENT_TYPES = ("Cash", "Check", "CreditCard")
 ACCOUNT_CLASSIFICATION = {
-    "Bank": "Asset", "Other Current Asset": "Asset", "Fixed Asset": "Asset", "Other Asset": "Asset",
-    "Accounts Receivable": "Asset", "Equity": "Equity", "Expense": "Expense", "Other Expense": "Expense",
-    "Cost of Goods Sold": "Expense", "Accounts Payable": "Liability", "Credit Card": "Liability",
-    "Long Term Liability": "Liability", "Other Current Liability": "Liability", "Income": "Revenue",
+    "Bank": "Asset",
+    "Other Current Asset": "Asset",
+    "Fixed Asset": "Asset",
+    "Other Asset": "Asset",
+    "Accounts Receivable": "Asset",
+    "Equity": "Equity",
+    "Expense": "Expense",
+    "Other Expense": "Expense",
+    "Cost of Goods Sold": "Expense",
+    "Accounts Payable": "Liability",
+    "Credit Card": "Liability",
+    "Long Term Liability": "Liability",
+    "Other Current Liability": "Liability",
+    "Income": "Revenue",
     "Other Income": "Revenue",
 }
 # Which funding accounts each Purchase.PaymentType may draw on.
-PURCHASE_ACCOUNT_TYPES = {"Cash": ("Bank", "Other Current Asset"), "Check": ("Bank", "Other Current Asset"),
-                          "CreditCard": ("Credit Card",)}
+PURCHASE_ACCOUNT_TYPES = {
+    "Cash": ("Bank", "Other Current Asset"),
+    "Check": ("Bank", "Other Current Asset"),
+    "CreditCard": ("Credit Card",),
+}
 US_LINE_TAX_CODES = ("TAX", "NON")
-CURRENCY_NAMES = {"USD": "United States Dollar", "CAD": "Canadian Dollar", "GBP": "British Pound Sterling",
-                  "EUR": "Euro", "AUD": "Australian Dollar"}
+CURRENCY_NAMES = {
+    "USD": "United States Dollar",
+    "CAD": "Canadian Dollar",
+    "GBP": "British Pound Sterling",
+    "EUR": "Euro",
+    "AUD": "Australian Dollar",
+}
 SYSTEM_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
 
 # Properties a WHERE/ORDERBY may use. QBO rejects the others with 4001 "not queryable"
 # (notably PrimaryEmailAddr.Address anywhere and Vendor.PrimaryEmailAddr).
 _COMMON_QUERYABLE = ("Id", "MetaData.CreateTime", "MetaData.LastUpdatedTime")
-_PERSON_QUERYABLE = ("DisplayName", "GivenName", "MiddleName", "FamilyName", "Title", "Suffix",
-                     "PrintOnCheckName", "CompanyName", "Active", "Balance")
-_SALES_QUERYABLE = ("DocNumber", "TxnDate", "CustomerRef", "TotalAmt", "Balance", "DueDate",
-                    "EmailStatus", "PrintStatus")
+_PERSON_QUERYABLE = (
+    "DisplayName",
+    "GivenName",
+    "MiddleName",
+    "FamilyName",
+    "Title",
+    "Suffix",
+    "PrintOnCheckName",
+    "CompanyName",
+    "Active",
+    "Balance",
+)
+_SALES_QUERYABLE = (
+    "DocNumber",
+    "TxnDate",
+    "CustomerRef",
+    "TotalAmt",
+    "Balance",
+    "DueDate",
+    "EmailStatus",
+    "PrintStatus",
+)
 QUERYABLE_FIELDS = {
-    "Customer": _COMMON_QUERYABLE + _PERSON_QUERYABLE + (
-        "FullyQualifiedName", "PrimaryEmailAddr", "BalanceWithJobs", "Job", "ParentRef"),
+    "Customer": _COMMON_QUERYABLE
+    + _PERSON_QUERYABLE
+    + ("FullyQualifiedName", "PrimaryEmailAddr", "BalanceWithJobs", "Job", "ParentRef"),
     "Vendor": _COMMON_QUERYABLE + _PERSON_QUERYABLE,
     "Employee": _COMMON_QUERYABLE + _PERSON_QUERYABLE + ("EmployeeNumber",),
-    "Item": _COMMON_QUERYABLE + ("Name", "Sku", "Type", "Description", "Active", "FullyQualifiedName",
-                                 "ParentRef", "SubItem", "UnitPrice"),
-    "Account": _COMMON_QUERYABLE + ("Name", "AccountType", "AccountSubType", "Classification", "Active",
-                                    "FullyQualifiedName", "CurrentBalance", "SubAccount", "AcctNum"),
+    "Item": _COMMON_QUERYABLE
+    + ("Name", "Sku", "Type", "Description", "Active", "FullyQualifiedName", "ParentRef", "SubItem", "UnitPrice"),
+    "Account": _COMMON_QUERYABLE
+    + (
+        "Name",
+        "AccountType",
+        "AccountSubType",
+        "Classification",
+        "Active",
+        "FullyQualifiedName",
+        "CurrentBalance",
+        "SubAccount",
+        "AcctNum",
+    ),
     "Term": _COMMON_QUERYABLE + ("Name", "Active", "Type", "DueDays"),
     "PaymentMethod": _COMMON_QUERYABLE + ("Name", "Active", "Type"),
     "Invoice": _COMMON_QUERYABLE + _SALES_QUERYABLE,
@@ -235,8 +308,8 @@ QUERYABLE_FIELDS = {
     "RefundReceipt": _COMMON_QUERYABLE + _SALES_QUERYABLE,
     "CreditMemo": _COMMON_QUERYABLE + _SALES_QUERYABLE,
     "Payment": _COMMON_QUERYABLE + ("TxnDate", "CustomerRef", "TotalAmt", "UnappliedAmt", "PaymentRefNum"),
-    "Purchase": _COMMON_QUERYABLE + ("DocNumber", "TxnDate", "PaymentType", "AccountRef", "EntityRef",
-                                     "TotalAmt", "Credit"),
+    "Purchase": _COMMON_QUERYABLE
+    + ("DocNumber", "TxnDate", "PaymentType", "AccountRef", "EntityRef", "TotalAmt", "Credit"),
     "CompanyInfo": _COMMON_QUERYABLE,
     "Preferences": _COMMON_QUERYABLE,
 }
@@ -253,6 +326,7 @@ def canonical_entity(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Value helpers
 # --------------------------------------------------------------------------------------------
+
 
 def strip_absent(value: Any) -> Any:
     """Drop what python-quickbooks sends for "unset" ("", None, [], refs left empty): QBO ignores them."""
@@ -303,17 +377,37 @@ def currency_ref(code: str) -> dict:
 
 def default_preferences() -> dict:
     return {
-        "AccountingInfoPrefs": {"TrackDepartments": False, "ClassTrackingPerTxn": False,
-                                "ClassTrackingPerTxnLine": False, "CustomerTerminology": "Customers",
-                                "FirstMonthOfFiscalYear": "January", "UseAccountNumbers": False},
-        "ProductAndServicesPrefs": {"ForSales": True, "ForPurchase": True, "QuantityWithPriceAndRate": True,
-                                    "QuantityOnHand": True, "RevenueRecognition": False,
-                                    "RevenueRecognitionFrequency": "Monthly"},
-        "SalesFormsPrefs": {"CustomTxnNumbers": False, "AllowServiceDate": True, "AllowDiscount": True,
-                            "AllowDeposit": False, "AllowShipping": False, "AllowEstimates": True,
-                            "AutoApplyCredit": True, "AutoApplyPayments": True, "UsingPriceLevels": False,
-                            "UsingProgressInvoicing": False, "IPNSupportEnabled": False,
-                            "EmailCopyToCompany": False, "ETransactionEnabledStatus": "NotApplicable"},
+        "AccountingInfoPrefs": {
+            "TrackDepartments": False,
+            "ClassTrackingPerTxn": False,
+            "ClassTrackingPerTxnLine": False,
+            "CustomerTerminology": "Customers",
+            "FirstMonthOfFiscalYear": "January",
+            "UseAccountNumbers": False,
+        },
+        "ProductAndServicesPrefs": {
+            "ForSales": True,
+            "ForPurchase": True,
+            "QuantityWithPriceAndRate": True,
+            "QuantityOnHand": True,
+            "RevenueRecognition": False,
+            "RevenueRecognitionFrequency": "Monthly",
+        },
+        "SalesFormsPrefs": {
+            "CustomTxnNumbers": False,
+            "AllowServiceDate": True,
+            "AllowDiscount": True,
+            "AllowDeposit": False,
+            "AllowShipping": False,
+            "AllowEstimates": True,
+            "AutoApplyCredit": True,
+            "AutoApplyPayments": True,
+            "UsingPriceLevels": False,
+            "UsingProgressInvoicing": False,
+            "IPNSupportEnabled": False,
+            "EmailCopyToCompany": False,
+            "ETransactionEnabledStatus": "NotApplicable",
+        },
         "VendorAndPurchasesPrefs": {"TrackingByCustomer": True, "BillableExpenseTracking": True},
         "TaxPrefs": {"UsingSalesTax": False, "PartnerTaxEnabled": False},
         "CurrencyPrefs": {"MultiCurrencyEnabled": False, "HomeCurrency": currency_ref("USD")},
@@ -324,6 +418,7 @@ def default_preferences() -> dict:
 # --------------------------------------------------------------------------------------------
 # Query language
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class QueryCondition:
@@ -364,19 +459,48 @@ class QueryParser:
     QBO's JavaCC parser ('Encountered " <OR> "OR "" at line 1, column 40.').
     """
 
-    KEYWORDS = frozenset((
-        "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDERBY", "ORDER", "BY", "ASC", "DESC",
-        "STARTPOSITION", "MAXRESULTS", "COUNT", "TRUE", "FALSE", "JOIN", "GROUP", "HAVING", "IS", "NULL",
-        "UNION", "LIMIT", "ON", "AS",
-    ))
-    _TOKEN_RE = re.compile(r"""
+    KEYWORDS = frozenset(
+        (
+            "SELECT",
+            "FROM",
+            "WHERE",
+            "AND",
+            "OR",
+            "NOT",
+            "IN",
+            "LIKE",
+            "ORDERBY",
+            "ORDER",
+            "BY",
+            "ASC",
+            "DESC",
+            "STARTPOSITION",
+            "MAXRESULTS",
+            "COUNT",
+            "TRUE",
+            "FALSE",
+            "JOIN",
+            "GROUP",
+            "HAVING",
+            "IS",
+            "NULL",
+            "UNION",
+            "LIMIT",
+            "ON",
+            "AS",
+        )
+    )
+    _TOKEN_RE = re.compile(
+        r"""
           (?P<space>\s+)
         | (?P<string>'(?:\\.|[^'\\])*')
         | (?P<number>-?\d+(?:\.\d+)?)
         | (?P<word>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
         | (?P<op><=|>=|!=|<>|=|<|>)
         | (?P<punct>[(),*])
-    """, re.VERBOSE)
+    """,
+        re.VERBOSE,
+    )
     COMPARISONS = ("=", "<", ">", "<=", ">=")
 
     def __init__(self, text: str):
@@ -396,8 +520,9 @@ class QueryParser:
             match = self._TOKEN_RE.match(text, offset)
             if match is None:  # e.g. curly quotes, an unterminated string, '!' alone
                 char = text[offset]
-                raise query_parser_error(f'Lexical error at line 1, column {offset + 1}.  '
-                                         f'Encountered: "{char}" ({ord(char)}), after : ""')
+                raise query_parser_error(
+                    f'Lexical error at line 1, column {offset + 1}.  Encountered: "{char}" ({ord(char)}), after : ""'
+                )
             kind, lexeme = match.lastgroup, match.group()
             if kind != "space":
                 tokens.append(self._token(kind, lexeme, offset + 1))
@@ -443,8 +568,9 @@ class QueryParser:
         if token.kind == "EOF":
             described = '"<EOF>"'
         else:
-            label = {"KEYWORD": f"<{token.value}>", "ID": "<ID>", "STRING": "<STRING>",
-                     "NUMBER": "<INTEGER>"}.get(token.kind, f'"{token.text}"')
+            label = {"KEYWORD": f"<{token.value}>", "ID": "<ID>", "STRING": "<STRING>", "NUMBER": "<INTEGER>"}.get(
+                token.kind, f'"{token.text}"'
+            )
             described = f'" {label} "{token.text} ""'
         return query_parser_error(f"Encountered {described} at line 1, column {token.column}.")
 
@@ -548,7 +674,7 @@ class QueryEngine:
     DEFAULT_MAX_RESULTS = 100
     MAX_RESULTS_LIMIT = 1000
 
-    def __init__(self, company: "Company"):
+    def __init__(self, company: Company):
         self.company = company
 
     def run(self, sql: str) -> dict:
@@ -580,11 +706,14 @@ class QueryEngine:
             raise query_validation_error("MAXRESULTS must be at least 1")
         limit = min(query.max_results or self.DEFAULT_MAX_RESULTS, self.MAX_RESULTS_LIMIT)
         start = max(query.start_position, 1)  # an Intuit sample uses 0; QBO treats it as 1
-        page = records[start - 1:start - 1 + limit]
+        page = records[start - 1 : start - 1 + limit]
         if not page:
             return {}  # QBO omits the entity key (and paging) when nothing matches
-        return {entity: [self._project(record, query) for record in page],
-                "startPosition": start, "maxResults": len(page)}
+        return {
+            entity: [self._project(record, query) for record in page],
+            "startPosition": start,
+            "maxResults": len(page),
+        }
 
     @staticmethod
     def _project(record: dict, query: ParsedQuery) -> dict:
@@ -610,8 +739,9 @@ class QueryEngine:
         ordering = compare_values(stored, condition.value)
         if ordering is None:
             return False
-        return {"=": ordering == 0, "<": ordering < 0, ">": ordering > 0,
-                "<=": ordering <= 0, ">=": ordering >= 0}[condition.operator]
+        return {"=": ordering == 0, "<": ordering < 0, ">": ordering > 0, "<=": ordering <= 0, ">=": ordering >= 0}[
+            condition.operator
+        ]
 
     @staticmethod
     def _sorted(records: list[dict], order_by: list[tuple[str, bool]]) -> list[dict]:
@@ -663,6 +793,7 @@ def _as_datetime(value: Any) -> datetime | None:
 
 def compare_values(stored: Any, wanted: Any) -> int | None:
     """-1/0/1 comparing a stored value with a query literal, or None when they cannot compare."""
+
     def order(a, b):
         return (a > b) - (a < b)
 
@@ -697,6 +828,7 @@ def sort_key(value: Any) -> tuple:
 # Business rules
 # --------------------------------------------------------------------------------------------
 
+
 class EntityRules:
     """QBO's validation and derived fields. prepare() returns the document to store or raises QboFault.
 
@@ -704,7 +836,7 @@ class EntityRules:
     Checks that can fail come before anything that consumes a number from a counter.
     """
 
-    def __init__(self, company: "Company"):
+    def __init__(self, company: Company):
         self.company = company
 
     def prepare(self, entity: str, doc: dict, existing: dict | None) -> dict:
@@ -712,15 +844,27 @@ class EntityRules:
             return self._person(entity, doc, existing)
         if entity in SALES_DOCUMENTS:
             return self._sales_document(entity, doc, existing)
-        handler = {"Item": self._item, "Account": self._account, "Term": self._term,
-                   "PaymentMethod": self._payment_method, "Payment": self._payment,
-                   "Purchase": self._purchase}[entity]
+        handler = {
+            "Item": self._item,
+            "Account": self._account,
+            "Term": self._term,
+            "PaymentMethod": self._payment_method,
+            "Payment": self._payment,
+            "Purchase": self._purchase,
+        }[entity]
         return handler(doc, existing)
 
     # -- shared checks -------------------------------------------------------------------------
 
-    def reference(self, container: dict, key: str, entities: str | tuple[str, ...], *,
-                  required: bool = False, element: str | None = None) -> dict | None:
+    def reference(
+        self,
+        container: dict,
+        key: str,
+        entities: str | tuple[str, ...],
+        *,
+        required: bool = False,
+        element: str | None = None,
+    ) -> dict | None:
         """Validate container[key] = {"value": id}: it must name an existing, active record.
         Fills in the ref's name like QBO does; returns the referenced record."""
         element = element or key
@@ -745,8 +889,9 @@ class EntityRules:
             return record
         raise invalid_reference(element)
 
-    def _unique_name(self, entities: tuple[str, ...], key: str, name: str, existing: dict | None,
-                     conflict: str) -> None:
+    def _unique_name(
+        self, entities: tuple[str, ...], key: str, name: str, existing: dict | None, conflict: str
+    ) -> None:
         wanted = name.strip().casefold()
         for entity in entities:
             for record in self.company.records(entity):  # active and inactive alike
@@ -768,8 +913,11 @@ class EntityRules:
         doc["TxnDate"] = check_date(doc.get("TxnDate") or self.company.today().isoformat(), "TxnDate")
 
     def _currency(self, doc: dict, *, required_with_multicurrency: bool = False) -> None:
-        if (required_with_multicurrency and self.company.pref("CurrencyPrefs.MultiCurrencyEnabled")
-                and not doc.get("CurrencyRef")):
+        if (
+            required_with_multicurrency
+            and self.company.pref("CurrencyPrefs.MultiCurrencyEnabled")
+            and not doc.get("CurrencyRef")
+        ):
             raise required_param_missing("CurrencyRef")
         home = (self.company.pref("CurrencyPrefs.HomeCurrency") or {}).get("value", "USD")
         doc["CurrencyRef"] = currency_ref(str(doc.get("CurrencyRef", {}).get("value") or home))
@@ -794,9 +942,12 @@ class EntityRules:
         parts = [str(doc[k]) for k in ("Title", "GivenName", "MiddleName", "FamilyName", "Suffix") if doc.get(k)]
         display_name = doc.get("DisplayName") or " ".join(parts)
         if not display_name:
-            raise QboFault("6080", "No Name Provided",
-                           "Please provide at least one of: Title, GivenName, MiddleName, FamilyName, "
-                           "Suffix or DisplayName.", "DisplayName")
+            raise QboFault(
+                "6080",
+                "No Name Provided",
+                "Please provide at least one of: Title, GivenName, MiddleName, FamilyName, Suffix or DisplayName.",
+                "DisplayName",
+            )
         if ":" in display_name:
             raise business_validation_error("The DisplayName cannot contain a colon (:).", "DisplayName")
         if len(display_name) > 500:
@@ -822,8 +973,13 @@ class EntityRules:
         name = self._required_name(doc, 100)
         if any(char in name for char in ":\t\n"):
             raise business_validation_error("The Name cannot contain a colon (:), a tab or a new line.", "Name")
-        self._unique_name(("Item",), "Name", name, existing,
-                          "Another product or service is already using this name. Please use a different name.")
+        self._unique_name(
+            ("Item",),
+            "Name",
+            name,
+            existing,
+            "Another product or service is already using this name. Please use a different name.",
+        )
         item_type = doc.get("Type")
         if not item_type:
             raise required_param_missing("Type")
@@ -848,8 +1004,13 @@ class EntityRules:
         name = self._required_name(doc, 100)
         if ":" in name:
             raise business_validation_error("The Name cannot contain a colon (:).", "Name")
-        self._unique_name(("Account",), "Name", name, existing,
-                          "Another account is already using this name. Please use a different name.")
+        self._unique_name(
+            ("Account",),
+            "Name",
+            name,
+            existing,
+            "Another account is already using this name. Please use a different name.",
+        )
         account_type = doc.get("AccountType")
         if not account_type:
             raise required_param_missing("AccountType")
@@ -865,8 +1026,9 @@ class EntityRules:
 
     def _term(self, doc: dict, existing: dict | None) -> dict:
         name = self._required_name(doc, 31)
-        self._unique_name(("Term",), "Name", name, existing,
-                          "Another term is already using this name. Please use a different name.")
+        self._unique_name(
+            ("Term",), "Name", name, existing, "Another term is already using this name. Please use a different name."
+        )
         if _is_absent(doc.get("DueDays")) and _is_absent(doc.get("DayOfMonthDue")):
             raise required_param_missing("DueDays")
         if not _is_absent(doc.get("DueDays")):
@@ -880,8 +1042,13 @@ class EntityRules:
 
     def _payment_method(self, doc: dict, existing: dict | None) -> dict:
         name = self._required_name(doc, 31)
-        self._unique_name(("PaymentMethod",), "Name", name, existing,
-                          "Another payment method is already using this name. Please use a different name.")
+        self._unique_name(
+            ("PaymentMethod",),
+            "Name",
+            name,
+            existing,
+            "Another payment method is already using this name. Please use a different name.",
+        )
         doc.setdefault("Type", "NON_CREDIT_CARD")
         doc.setdefault("Active", True)
         return doc
@@ -977,16 +1144,22 @@ class EntityRules:
         if qty == 0 and price == 0:
             return  # python-quickbooks' "unset" defaults; QBO takes an Amount-only line
         if abs(amount - money(qty * price)) > Decimal("0.005"):
-            raise QboFault("6070", "Amount is not equal to UnitPrice * Qty",
-                           f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}", "Line.Amount")
+            raise QboFault(
+                "6070",
+                "Amount is not equal to UnitPrice * Qty",
+                f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}",
+                "Line.Amount",
+            )
 
     def _service_date(self, entity: str, detail: dict) -> None:
         if detail.get("ServiceDate"):
             check_date(detail["ServiceDate"], "Line.SalesItemLineDetail.ServiceDate")
-        elif (entity in REVENUE_RECOGNITION_DOCUMENTS
-              and self.company.pref("ProductAndServicesPrefs.RevenueRecognition")):
-            raise business_validation_error("Enter a service date for the line for revenue recognition.",
-                                            "Line.SalesItemLineDetail.ServiceDate")
+        elif entity in REVENUE_RECOGNITION_DOCUMENTS and self.company.pref(
+            "ProductAndServicesPrefs.RevenueRecognition"
+        ):
+            raise business_validation_error(
+                "Enter a service date for the line for revenue recognition.", "Line.SalesItemLineDetail.ServiceDate"
+            )
 
     def _line_tax_code(self, detail: dict) -> None:
         if self.company.country != "US":
@@ -995,9 +1168,12 @@ class EntityRules:
         if code is None:
             detail["TaxCodeRef"] = {"value": "NON"}
         elif code not in US_LINE_TAX_CODES:
-            raise QboFault("6100", "Invalid Line TaxCode",
-                           f"Invalid line TaxCode {code}: US companies use TAX or NON.",
-                           "Line.SalesItemLineDetail.TaxCodeRef")
+            raise QboFault(
+                "6100",
+                "Invalid Line TaxCode",
+                f"Invalid line TaxCode {code}: US companies use TAX or NON.",
+                "Line.SalesItemLineDetail.TaxCodeRef",
+            )
 
     @staticmethod
     def _discount_line(line: dict, running_total: Decimal) -> Decimal:
@@ -1033,10 +1209,14 @@ class EntityRules:
         holder = self.company.document_with_number(family, number, exclude_id=existing and existing["Id"])
         if holder is not None:
             holder_entity, holder_record = holder
-            raise QboFault("6140", "Duplicate Document Number Error",
-                           "You must specify a different number. This number has already been used. "
-                           f"DocNumber={number} is assigned to TxnType={holder_entity} "
-                           f"with TxnId={holder_record['Id']}", "DocNumber")
+            raise QboFault(
+                "6140",
+                "Duplicate Document Number Error",
+                "You must specify a different number. This number has already been used. "
+                f"DocNumber={number} is assigned to TxnType={holder_entity} "
+                f"with TxnId={holder_record['Id']}",
+                "DocNumber",
+            )
         doc["DocNumber"] = number
 
     # -- payments and expenses -----------------------------------------------------------------
@@ -1048,11 +1228,11 @@ class EntityRules:
         total = money(to_decimal(doc["TotalAmt"], "TotalAmt"))
         if total < 0:
             raise invalid_property("TotalAmt", doc["TotalAmt"])
-        applied = sum((self._payment_line(line, customer, existing) for line in doc.get("Line", [])),
-                      Decimal("0"))
+        applied = sum((self._payment_line(line, customer, existing) for line in doc.get("Line", [])), Decimal("0"))
         if applied > total:
             raise business_validation_error(
-                "The amount applied to transactions cannot exceed the payment's TotalAmt.", "TotalAmt")
+                "The amount applied to transactions cannot exceed the payment's TotalAmt.", "TotalAmt"
+            )
         self.reference(doc, "PaymentMethodRef", "PaymentMethod")
         self.reference(doc, "DepositToAccountRef", "Account")
         doc.setdefault("DepositToAccountRef", self.company.undeposited_funds_ref())
@@ -1077,7 +1257,9 @@ class EntityRules:
                 if amount > available:
                     raise business_validation_error(
                         f"The payment amount {amount} exceeds the open balance {available} of invoice "
-                        f"{target.get('DocNumber', txn_id)}.", "Line.Amount")
+                        f"{target.get('DocNumber', txn_id)}.",
+                        "Line.Amount",
+                    )
         return amount
 
     def _purchase(self, doc: dict, existing: dict | None) -> dict:
@@ -1090,14 +1272,15 @@ class EntityRules:
         if account["AccountType"] not in PURCHASE_ACCOUNT_TYPES[payment_type]:
             raise business_validation_error(
                 f"A {payment_type} expense must be paid from a "
-                f"{' or '.join(PURCHASE_ACCOUNT_TYPES[payment_type])} account.", "AccountRef")
+                f"{' or '.join(PURCHASE_ACCOUNT_TYPES[payment_type])} account.",
+                "AccountRef",
+            )
         self.reference(doc, "EntityRef", NAME_LIST_ENTITIES)
         self.reference(doc, "PaymentMethodRef", "PaymentMethod")
         lines = doc.get("Line", [])
         if not lines:
             raise required_param_missing("Line")
-        total = sum((self._expense_line(number, line) for number, line in enumerate(lines, start=1)),
-                    Decimal("0"))
+        total = sum((self._expense_line(number, line) for number, line in enumerate(lines, start=1)), Decimal("0"))
         if doc.get("DocNumber") and len(str(doc["DocNumber"])) > 21:
             raise string_length_error("DocNumber", str(doc["DocNumber"]), 21)
         self._currency(doc)
@@ -1111,13 +1294,13 @@ class EntityRules:
         if detail_type == "AccountBasedExpenseLineDetail":
             detail = line.get(detail_type) or {}
             line[detail_type] = detail
-            self.reference(detail, "AccountRef", "Account", required=True,
-                           element="Line.AccountBasedExpenseLineDetail.AccountRef")
+            self.reference(
+                detail, "AccountRef", "Account", required=True, element="Line.AccountBasedExpenseLineDetail.AccountRef"
+            )
         elif detail_type == "ItemBasedExpenseLineDetail":
             detail = line.get(detail_type) or {}
             line[detail_type] = detail
-            self.reference(detail, "ItemRef", "Item", required=True,
-                           element="Line.ItemBasedExpenseLineDetail.ItemRef")
+            self.reference(detail, "ItemRef", "Item", required=True, element="Line.ItemBasedExpenseLineDetail.ItemRef")
         elif not detail_type:
             raise required_param_missing("Line.DetailType")
         else:
@@ -1132,8 +1315,10 @@ def _applied_to(payment: dict | None, invoice_id: str) -> Decimal:
     """What a stored payment applies to one invoice (0 without a payment)."""
     applied = Decimal("0")
     for line in (payment or {}).get("Line", []):
-        if any(link.get("TxnType") == "Invoice" and str(link.get("TxnId")) == invoice_id
-               for link in line.get("LinkedTxn", [])):
+        if any(
+            link.get("TxnType") == "Invoice" and str(link.get("TxnId")) == invoice_id
+            for link in line.get("LinkedTxn", [])
+        ):
             applied += Decimal(str(line.get("Amount", 0)))
     return applied
 
@@ -1141,6 +1326,7 @@ def _applied_to(payment: dict | None, invoice_id: str) -> Decimal:
 # --------------------------------------------------------------------------------------------
 # Company
 # --------------------------------------------------------------------------------------------
+
 
 class Company:
     """One QBO company (realm): entity stores, preferences, and the write operations.
@@ -1190,21 +1376,42 @@ class Company:
         return f"{sections[0]}.{path}"
 
     def preferences_entity(self) -> dict:
-        return {**copy.deepcopy(self.preferences), "Id": "1", "SyncToken": "0", "domain": "QBO",
-                "sparse": False, "MetaData": {"CreateTime": self.created_at, "LastUpdatedTime": self.created_at}}
+        return {
+            **copy.deepcopy(self.preferences),
+            "Id": "1",
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "MetaData": {"CreateTime": self.created_at, "LastUpdatedTime": self.created_at},
+        }
 
     def company_info(self, requested_id: str | None = None) -> dict:
         if requested_id is not None and requested_id != self.realm_id:
             raise object_not_found("CompanyInfo", requested_id)
         return {
-            "Id": "1", "CompanyName": self.name, "LegalName": self.name, "Country": self.country,
-            "CompanyAddr": {"Id": "1", "Line1": "123 Sierra Way", "City": "San Pablo",
-                            "CountrySubDivisionCode": "CA", "PostalCode": "87999", "Country": self.country},
-            "Email": {"Address": "noreply@quickbooks.com"}, "FiscalYearStartMonth": "January",
-            "SupportedLanguages": "en", "CompanyStartDate": self.created_at[:10],
-            "NameValue": [{"Name": "SubscriptionStatus", "Value": "SUBSCRIBED"},
-                          {"Name": "OfferingSku", "Value": "QuickBooks Online Advanced"}],
-            "SyncToken": "0", "domain": "QBO", "sparse": False,
+            "Id": "1",
+            "CompanyName": self.name,
+            "LegalName": self.name,
+            "Country": self.country,
+            "CompanyAddr": {
+                "Id": "1",
+                "Line1": "123 Sierra Way",
+                "City": "San Pablo",
+                "CountrySubDivisionCode": "CA",
+                "PostalCode": "87999",
+                "Country": self.country,
+            },
+            "Email": {"Address": "noreply@quickbooks.com"},
+            "FiscalYearStartMonth": "January",
+            "SupportedLanguages": "en",
+            "CompanyStartDate": self.created_at[:10],
+            "NameValue": [
+                {"Name": "SubscriptionStatus", "Value": "SUBSCRIBED"},
+                {"Name": "OfferingSku", "Value": "QuickBooks Online Advanced"},
+            ],
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
             "MetaData": {"CreateTime": self.created_at, "LastUpdatedTime": self.created_at},
         }
 
@@ -1361,8 +1568,15 @@ class Company:
     def _create(self, entity: str, payload: dict) -> dict:
         doc = self._rules.prepare(entity, self._without_system_fields(payload), existing=None)
         now = qbo_timestamp()
-        doc.update({"Id": str(next(self._ids)), "SyncToken": "0", "domain": "QBO", "sparse": False,
-                    "MetaData": {"CreateTime": now, "LastUpdatedTime": now}})
+        doc.update(
+            {
+                "Id": str(next(self._ids)),
+                "SyncToken": "0",
+                "domain": "QBO",
+                "sparse": False,
+                "MetaData": {"CreateTime": now, "LastUpdatedTime": now},
+            }
+        )
         self._stores[entity][doc["Id"]] = doc
         self._after_write(entity)
         return copy.deepcopy(doc)
@@ -1373,8 +1587,15 @@ class Company:
         if payload.get("sparse") is True:  # a sparse update only changes the fields it sends
             candidate = {**copy.deepcopy(existing), **payload}
         doc = self._rules.prepare(entity, self._without_system_fields(candidate), existing=existing)
-        doc.update({"Id": existing["Id"], "SyncToken": existing["SyncToken"], "domain": "QBO", "sparse": False,
-                    "MetaData": dict(existing["MetaData"])})
+        doc.update(
+            {
+                "Id": existing["Id"],
+                "SyncToken": existing["SyncToken"],
+                "domain": "QBO",
+                "sparse": False,
+                "MetaData": dict(existing["MetaData"]),
+            }
+        )
         self._bump(doc)
         self._stores[entity][doc["Id"]] = doc
         self._after_write(entity)
@@ -1414,9 +1635,12 @@ class Company:
         if payload.get("SyncToken") is None:
             raise required_param_missing("SyncToken")
         if str(payload["SyncToken"]) != record["SyncToken"]:
-            raise QboFault("5010", "Stale Object Error",
-                           "Stale Object Error : You and QuickBooks were working on this at the same time. "
-                           "QuickBooks finished before you did, so your work was not saved.")
+            raise QboFault(
+                "5010",
+                "Stale Object Error",
+                "Stale Object Error : You and QuickBooks were working on this at the same time. "
+                "QuickBooks finished before you did, so your work was not saved.",
+            )
         return record
 
     @staticmethod
@@ -1447,8 +1671,10 @@ class Company:
         paid, payment_links = Decimal("0"), []
         for payment in self.records("Payment") if invoice_id else ():
             for line in payment.get("Line", []):
-                if any(link.get("TxnType") == "Invoice" and str(link.get("TxnId")) == invoice_id
-                       for link in line.get("LinkedTxn", [])):
+                if any(
+                    link.get("TxnType") == "Invoice" and str(link.get("TxnId")) == invoice_id
+                    for link in line.get("LinkedTxn", [])
+                ):
                     paid += Decimal(str(line.get("Amount", 0)))
                     if {"TxnId": payment["Id"], "TxnType": "Payment"} not in payment_links:
                         payment_links.append({"TxnId": payment["Id"], "TxnType": "Payment"})
@@ -1466,6 +1692,7 @@ class Company:
 # --------------------------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class RecordedRequest:
@@ -1488,11 +1715,11 @@ class _Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: dict | None = None) -> "_Response":
+    def json(cls, status: int, payload: Any, headers: dict | None = None) -> _Response:
         return cls(status, json.dumps(payload).encode(), headers=dict(headers or {}))
 
     @classmethod
-    def text(cls, status: int, text: str, content_type: str, headers: dict | None = None) -> "_Response":
+    def text(cls, status: int, text: str, content_type: str, headers: dict | None = None) -> _Response:
         return cls(status, text.encode(), content_type, dict(headers or {}))
 
 
@@ -1514,14 +1741,17 @@ class _FaultRule:
 
 def _fault_type_for(status: int) -> str:
     return {401: "AuthenticationFault", 403: "AuthorizationFault", 429: "SERVICE"}.get(
-        status, "SystemFault" if status >= 500 else "ValidationFault")
+        status, "SystemFault" if status >= 500 else "ValidationFault"
+    )
 
 
 def _xml_fault(code: str, message: str, detail: str, fault_type: str) -> str:
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
-            f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{qbo_timestamp()}">'
-            f'<Fault type="{fault_type}"><Error code="{code}"><Message>{xml_escape(message)}</Message>'
-            f'<Detail>{xml_escape(detail)}</Detail></Error></Fault></IntuitResponse>')
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{qbo_timestamp()}">'
+        f'<Fault type="{fault_type}"><Error code="{code}"><Message>{xml_escape(message)}</Message>'
+        f"<Detail>{xml_escape(detail)}</Detail></Error></Fault></IntuitResponse>"
+    )
 
 
 def _html_error_page(status: int) -> str:
@@ -1529,9 +1759,11 @@ def _html_error_page(status: int) -> str:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Error"
-    return (f"<!DOCTYPE html><html><head><title>{status} {reason}</title></head>"
-            f"<body><h1>{status} {reason}</h1><p>The server is temporarily unable to service your request.</p>"
-            "</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><title>{status} {reason}</title></head>"
+        f"<body><h1>{status} {reason}</h1><p>The server is temporarily unable to service your request.</p>"
+        "</body></html>"
+    )
 
 
 def _guess_content_type(body: str) -> str:
@@ -1596,9 +1828,11 @@ def _maybe_json(body: str) -> Any:
 # OAuth
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class _Grant:
     """One connection (consent). Revoking it kills every token issued under it."""
+
     realm_id: str
     revoked: bool = False
 
@@ -1630,8 +1864,13 @@ class _TokenBook:
         access, refresh = "eyJ" + secrets.token_urlsafe(32), "RT1-" + secrets.token_urlsafe(32)
         self._access[access] = (grant, time.time() + access_expires_in)
         self._refresh[refresh] = grant
-        return {"token_type": "bearer", "access_token": access, "refresh_token": refresh,
-                "expires_in": access_expires_in, "x_refresh_token_expires_in": self.REFRESH_LIFETIME}
+        return {
+            "token_type": "bearer",
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": access_expires_in,
+            "x_refresh_token_expires_in": self.REFRESH_LIFETIME,
+        }
 
     def rotate(self, refresh_token: str) -> dict | None:
         # The old refresh token stays valid (QBO's 24 h grace) unless revoked.
@@ -1706,8 +1945,9 @@ class FakeQuickBooks(LoopbackServer):
 
     # -- companies -----------------------------------------------------------------------------
 
-    def add_company(self, realm_id: str = "9130350000000001", name: str = "Sandbox Company",
-                    country: str = "US", **prefs) -> Company:
+    def add_company(
+        self, realm_id: str = "9130350000000001", name: str = "Sandbox Company", country: str = "US", **prefs
+    ) -> Company:
         """A company seeded like a new QBO company; prefs are leaf names (CustomTxnNumbers=True)
         or use company.set_pref("Section.Name", value) afterwards."""
         with self._lock:
@@ -1751,9 +1991,20 @@ class FakeQuickBooks(LoopbackServer):
 
     # -- fault injection -----------------------------------------------------------------------
 
-    def fail_next(self, match: str = "POST /invoice", status: int = 503, body: str | None = None, *,
-                  code: str | int | None = None, message: str | None = None, detail: str | None = None,
-                  times: int = 1, commit: bool = False, headers: dict | None = None, xml: bool = False) -> None:
+    def fail_next(
+        self,
+        match: str = "POST /invoice",
+        status: int = 503,
+        body: str | None = None,
+        *,
+        code: str | int | None = None,
+        message: str | None = None,
+        detail: str | None = None,
+        times: int = 1,
+        commit: bool = False,
+        headers: dict | None = None,
+        xml: bool = False,
+    ) -> None:
         """The next `times` requests matching `match` ("METHOD suffix-of-the-path-after-/v3/company/{realm}",
         or "" for any API request) fail with `status`. The body is `body` verbatim, else a Fault built from
         code/message/detail (XML when xml=True), else an HTML error page like a load balancer's.
@@ -1773,12 +2024,19 @@ class FakeQuickBooks(LoopbackServer):
         with self._lock:
             self._fault_rules.append(_FaultRule(method, suffix, response, commit, times))
 
-    def throttle_next(self, match: str = "", times: int = 1, retry_after: int | None = None,
-                      xml: bool = True) -> None:
+    def throttle_next(self, match: str = "", times: int = 1, retry_after: int | None = None, xml: bool = True) -> None:
         """429 with QBO's throttle fault (code 3001), XML by default as QBO historically sent it."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        self.fail_next(match, 429, code="3001", message=THROTTLE_MESSAGE,
-                       detail="The request limit was reached.", times=times, headers=headers, xml=xml)
+        self.fail_next(
+            match,
+            429,
+            code="3001",
+            message=THROTTLE_MESSAGE,
+            detail="The request limit was reached.",
+            times=times,
+            headers=headers,
+            xml=xml,
+        )
 
     @staticmethod
     def _parse_match(match: str) -> tuple[str | None, str]:
@@ -1827,11 +2085,14 @@ class FakeQuickBooks(LoopbackServer):
 
     def _discovery_document(self) -> dict:
         return {
-            "issuer": self.url, "authorization_endpoint": self.url + AUTHORIZE_PATH,
-            "token_endpoint": self.url + TOKEN_PATH, "revocation_endpoint": self.url + REVOKE_PATH,
-            "userinfo_endpoint": self.url + "/v1/openid_connect/userinfo", "jwks_uri": self.url + "/op/v1/jwks",
-            "response_types_supported": ["code"], "scopes_supported": ["openid", "email", "profile",
-                                                                       ACCOUNTING_SCOPE],
+            "issuer": self.url,
+            "authorization_endpoint": self.url + AUTHORIZE_PATH,
+            "token_endpoint": self.url + TOKEN_PATH,
+            "revocation_endpoint": self.url + REVOKE_PATH,
+            "userinfo_endpoint": self.url + "/v1/openid_connect/userinfo",
+            "jwks_uri": self.url + "/op/v1/jwks",
+            "response_types_supported": ["code"],
+            "scopes_supported": ["openid", "email", "profile", ACCOUNTING_SCOPE],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
         }
 
@@ -1880,8 +2141,9 @@ class FakeQuickBooks(LoopbackServer):
             self.refresh_count += 1
             tokens = self._tokens.rotate(form.get("refresh_token", ""))
             if tokens is None:
-                return _Response.json(400, {"error": "invalid_grant",
-                                            "error_description": "Incorrect or invalid refresh token"})
+                return _Response.json(
+                    400, {"error": "invalid_grant", "error_description": "Incorrect or invalid refresh token"}
+                )
             return _Response.json(200, tokens)
         return _Response.json(400, {"error": "unsupported_grant_type"})
 
@@ -1911,13 +2173,18 @@ class FakeQuickBooks(LoopbackServer):
 
     def _authenticate(self, request: RecordedRequest, realm_id: str) -> _Response | None:
         header = request.header("Authorization") or ""
-        token = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
         problem = self._tokens.access_problem(token, realm_id)
         if problem is None:
             return None
         # Lower-case keys: this is how QBO's gateway shapes its 401s.
-        body = {"fault": {"error": [{"message": KNOWN_FAULT_MESSAGES["3200"], "detail": problem, "code": "3200"}],
-                          "type": "AUTHENTICATION"}, "time": qbo_timestamp()}
+        body = {
+            "fault": {
+                "error": [{"message": KNOWN_FAULT_MESSAGES["3200"], "detail": problem, "code": "3200"}],
+                "type": "AUTHENTICATION",
+            },
+            "time": qbo_timestamp(),
+        }
         return _Response.json(401, body, {"WWW-Authenticate": 'Bearer realm="Intuit", error="invalid_token"'})
 
     def _api_response(self, company: Company, request: RecordedRequest, rest: str) -> _Response:
@@ -1926,8 +2193,13 @@ class FakeQuickBooks(LoopbackServer):
         except QboFault as fault:
             return _Response.json(fault.status, fault.envelope())
         except Exception:  # a bug in the fake must be loud, not look like a QBO answer
-            fault = QboFault("10000", KNOWN_FAULT_MESSAGES["10000"], "Fake QuickBooks crashed:\n"
-                             + traceback.format_exc(), status=500, fault_type="SystemFault")
+            fault = QboFault(
+                "10000",
+                KNOWN_FAULT_MESSAGES["10000"],
+                "Fake QuickBooks crashed:\n" + traceback.format_exc(),
+                status=500,
+                fault_type="SystemFault",
+            )
             return _Response.json(500, fault.envelope())
 
     def _api_call(self, company: Company, request: RecordedRequest, rest: str) -> dict:
@@ -1973,8 +2245,12 @@ class FakeQuickBooks(LoopbackServer):
         address = send_to or record.get("BillEmail", {}).get("Address")
         if not address:
             raise business_validation_error("Enter an email address to send this transaction to.", "BillEmail")
-        patched = company.patch(entity, entity_id, EmailStatus="EmailSent",
-                                DeliveryInfo={"DeliveryType": "Email", "DeliveryTime": qbo_timestamp()})
+        patched = company.patch(
+            entity,
+            entity_id,
+            EmailStatus="EmailSent",
+            DeliveryInfo={"DeliveryType": "Email", "DeliveryTime": qbo_timestamp()},
+        )
         return patched
 
     # -- batch ---------------------------------------------------------------------------------
@@ -1984,8 +2260,11 @@ class FakeQuickBooks(LoopbackServer):
         if not isinstance(items, list):
             raise required_param_missing("BatchItemRequest")
         if len(items) > MAX_BATCH_ITEMS:
-            raise QboFault("1040", KNOWN_FAULT_MESSAGES["1040"],
-                           f"Batch request has {len(items)} items; the maximum is {MAX_BATCH_ITEMS}.")
+            raise QboFault(
+                "1040",
+                KNOWN_FAULT_MESSAGES["1040"],
+                f"Batch request has {len(items)} items; the maximum is {MAX_BATCH_ITEMS}.",
+            )
         return {"BatchItemResponse": [self._batch_item(company, item) for item in items]}
 
     @staticmethod
@@ -1999,8 +2278,11 @@ class FakeQuickBooks(LoopbackServer):
             if entity is None:
                 raise required_param_missing("BatchItemRequest entity")
             operation = item.get("operation")
-            modes = {"create": "create", "update": "void" if item.get("optionsData") == "void" else "update",
-                     "delete": "delete"}
+            modes = {
+                "create": "create",
+                "update": "void" if item.get("optionsData") == "void" else "update",
+                "delete": "delete",
+            }
             if operation not in modes:
                 raise invalid_enumeration("operation", operation)
             return {"bId": batch_id, entity: company.write(entity, item[entity], modes[operation])}

@@ -18,8 +18,9 @@ class LoopbackServer:
         self._server.daemon_threads = True
         self._server.fake = self
         # A short poll interval makes stop() quick: shutdown() waits for the loop's next poll.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name=self.thread_name, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name=self.thread_name, daemon=True
+        )
         self._thread.start()
         return self
 

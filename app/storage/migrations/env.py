@@ -17,12 +17,18 @@ def render_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, EncryptedText):
         return "sa.Text()"
     return False
+
+
 target_metadata = Base.metadata
 
 
 def run_migrations_offline():
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -31,8 +37,9 @@ def run_migrations_online():
     connectable = config.attributes["engine"]
     with connectable.connect() as connection:
         # render_as_batch: SQLite can only alter tables by copying them; batch mode does that for us.
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True,
-                          render_item=render_item)
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, render_item=render_item
+        )
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
