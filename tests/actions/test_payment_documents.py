@@ -9,12 +9,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
-from actions.context import Claim
 from app import worker
 from app.extensions import db
-from app.storage.claims import DocumentClaims
 from app.storage.models import DocumentClaim, Execution, utcnow
 from tests.conftest import PORTAL_ID, REALM_ID, execution_body
 from tests.scenarios import (
@@ -571,91 +568,7 @@ def finish_running_execution(app, execution_id):
         worker.run_execution(execution_id)
 
 
-# -- claims, at the storage level ----------------------------------------------------------------------------
-
-
-def stored_execution(app, callback_id, action=PAID_INVOICE, **fields) -> int:
-    with app.app_context():
-        execution = Execution(
-            portal_id=PORTAL_ID,
-            callback_id=callback_id,
-            action=action,
-            object_type=PAYMENT,
-            object_id="101",
-            expires_at=utcnow() + timedelta(days=6),
-            **fields,
-        )
-        db.session.add(execution)
-        db.session.commit()
-        return execution.id
-
-
-def claim_for(app, execution_id):
-    with app.app_context():
-        claims = DocumentClaims(db, execution_id=execution_id, portal_id=PORTAL_ID, realm_id=REALM_ID)
-        return claims.claim(PAID_INVOICE, PAYMENT, "101")
-
-
-def settle(app, execution_id, **fields):
-    with app.app_context():
-        execution = db.session.get(Execution, execution_id)
-        for name, value in fields.items():
-            setattr(execution, name, value)
-        db.session.commit()
-
-
-def test_the_first_execution_gets_the_claim_and_keeps_it(app):
-    first = stored_execution(app, "ap-62515-1-1-0")
-
-    assert claim_for(app, first) == claim_for(app, first) == Claim()
-
-
-def test_a_second_execution_is_busy_while_the_first_runs(app):
-    first = stored_execution(app, "ap-62515-1-1-0")
-    second = stored_execution(app, "ap-62515-1-1-1")
-    claim_for(app, first)
-
-    claim = claim_for(app, second)
-
-    assert (claim.busy, claim.owner, claim.outputs) == (True, "ap-62515-1-1-0", None)
-
-
-def test_a_second_execution_gets_the_outputs_of_a_first_that_succeeded(app):
-    first = stored_execution(app, "ap-62515-1-1-0")
-    second = stored_execution(app, "ap-62515-1-1-1")
-    claim_for(app, first)
-    outputs = {"quickbooks_document_id": "77", "quickbooks_payment_id": "78", "error_code": "", "error_message": ""}
-    settle(app, first, outcome="SUCCESS", outputs=outputs)
-
-    claim = claim_for(app, second)
-
-    assert (claim.busy, claim.owner, claim.outputs) == (False, "ap-62515-1-1-0", outputs)
-
-
-def test_a_second_execution_takes_over_a_failed_first_with_its_writes(app):
-    first = stored_execution(app, "ap-62515-1-1-0")
-    second = stored_execution(app, "ap-62515-1-1-1")
-    claim_for(app, first)
-    invoice_written = {"entity": "Invoice", "id": "77", "number": "1001"}
-    settle(app, first, outcome="FAIL_CONTINUE", quickbooks_writes={"invoice": invoice_written})
-
-    claim = claim_for(app, second)
-
-    assert (claim.busy, claim.owner, claim.outputs, claim.inherited) == (False, "ap-62515-1-1-0", None, ["invoice"])
-    with app.app_context():
-        assert db.session.get(Execution, second).quickbooks_writes == {"invoice": invoice_written}
-        assert db.session.scalars(select(DocumentClaim)).one().execution_id == second
-    assert claim_for(app, first).busy  # the claim moved: the failed owner no longer holds it
-
-
-def test_claims_are_per_action(app):
-    first = stored_execution(app, "ap-62515-1-1-0")
-    refund = stored_execution(app, "ap-62515-1-1-1", action=REFUND_RECEIPT)
-    claim_for(app, first)  # the paid invoice's claim is taken
-
-    with app.app_context():
-        claims = DocumentClaims(db, execution_id=refund, portal_id=PORTAL_ID, realm_id=REALM_ID)
-        assert claims.claim(REFUND_RECEIPT, PAYMENT, "101") == Claim()
+# Claims at the storage level, on both back ends and under races: tests/app/test_claims.py.
 
 
 # -- create_refund_receipt -----------------------------------------------------------------------------------
