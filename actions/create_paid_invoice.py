@@ -5,7 +5,9 @@ never a second payment.
 """
 
 from actions.context import ActionContext, ActionResult
+from actions.steps.company import in_us
 from actions.steps.documents import create_document, tracking_note
+from actions.steps.lines import decimal_of, money
 from actions.steps.payments import (
     amount_of,
     check_not_invoice_payment,
@@ -13,7 +15,7 @@ from actions.steps.payments import (
     check_untaxed_lines,
     money_movement,
 )
-from actions.steps.sales import lines_total, load_sales_source, prepare_sales_document
+from actions.steps.sales import PendingLines, load_sales_source, prepare_sales_document
 from actions.steps.source import Source
 
 ENTITY = "Invoice"
@@ -22,11 +24,11 @@ ENTITY = "Invoice"
 def run(ctx: ActionContext) -> ActionResult:
     source = load_sales_source(ctx)
     check_not_invoice_payment(ctx, source)
-    check_untaxed_lines(source)
-    check_total_is_paid(source, lines_total(ctx, source))
-    document = prepare_sales_document(ctx, source)
+    if in_us(ctx):  # like HubSpot's own action; elsewhere the lines' tax codes apply
+        check_untaxed_lines(source.line_items)
+    document = prepare_sales_document(ctx, source, check=lambda lines: check_payable(source, lines))
     movement = money_movement(ctx, source, account_input="deposit_account")  # looked up before the invoice exists
-    invoice = create_document(ctx, ENTITY, document.body, step="invoice")
+    invoice = document.write(ctx, ENTITY, step="invoice")
     payment = create_document(ctx, "Payment", payment_body(ctx, source, invoice) | movement, step="payment")
     return ActionResult(
         document=invoice,
@@ -36,14 +38,28 @@ def run(ctx: ActionContext) -> ActionResult:
     )
 
 
+def check_payable(source: Source, lines: PendingLines) -> None:
+    """Before anything is written: the payment covers the document's total (with tax, as QuickBooks will have it)."""
+    check_total_is_paid(source, lines.quickbooks_total, taxed=any(tax.rate for tax in lines.taxes.values()))
+
+
 def payment_body(ctx: ActionContext, source: Source, invoice: dict) -> dict:
-    amount = float(amount_of(source, "hs_initial_amount"))
+    """The payment covers the invoice's total with tax, as QuickBooks worked it out."""
+    total = money(decimal_of(str(invoice.get("TotalAmt", 0))))
+    paid = amount_of(source, "hs_initial_amount")
+    if total != paid:
+        ctx.journal.note(
+            f"The {source.label} is for {paid}; the QuickBooks invoice's total with tax is {total}, "
+            "so the QuickBooks payment is for the total, leaving the invoice paid in full."
+        )
     body = {
         "CustomerRef": {"value": str(invoice["CustomerRef"]["value"])},
-        "TotalAmt": amount,
-        "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": str(invoice["Id"]), "TxnType": "Invoice"}]}],
+        "TotalAmt": float(total),
+        "Line": [{"Amount": float(total), "LinkedTxn": [{"TxnId": str(invoice["Id"]), "TxnType": "Invoice"}]}],
         "PrivateNote": tracking_note(ctx, source.label),
     }
+    if invoice.get("CurrencyRef"):
+        body["CurrencyRef"] = {"value": invoice["CurrencyRef"]["value"]}
     if source.date:
         body["TxnDate"] = source.date
     return body

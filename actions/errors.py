@@ -122,6 +122,21 @@ CATALOGUE: dict[str, Entry] = {
         "Add the enrollment filter 'Source is not equal to all of Invoice' to the workflow, or, if HubSpot invoices "
         "are not synced to QuickBooks, turn on the setting allow_invoice_payments.",
     ),
+    "TAX_CODE_MISSING": Entry(
+        "The line item {line} has {what}, which {problem}. Setting to fill for this QuickBooks company: "
+        "{setting}. Its active tax codes: {active}.",
+        "Map the rate with 'flask settings set <portal> tax_codes=...' (or default_tax_code) and --realm for "
+        "the QuickBooks company, then re-enroll the record.",
+    ),
+    "CURRENCY_MISMATCH": Entry(
+        "{reason}",
+        "Bill the record in the QuickBooks company's currency, let qbo-actions create a customer per currency "
+        "(display_name_conflicts=disambiguate), or turn on multicurrency in QuickBooks, then re-enroll the record.",
+    ),
+    "CURRENCY_NOT_ENABLED": Entry(
+        "The {object_label} is in {currency}, which the QuickBooks company {company} has not enabled.",
+        "In QuickBooks, add the currency (gear icon, Currencies, Add currency), then re-enroll the record.",
+    ),
     "INTERNAL_ERROR": Entry(
         "qbo-actions hit an unexpected error ({reason}).",
         "Re-enroll the record; if it fails again, report it with the execution id shown in the qbo-actions console.",

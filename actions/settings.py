@@ -14,9 +14,14 @@ DEFAULT_SETTINGS = {
     "document_numbers": "quickbooks",
     "document_number_property": "",
     "allow_invoice_payments": "off",
+    "prices_include_tax": "off",
+    "tax_codes": {},
+    "default_tax_code": "",
 }
+# Settings of one QuickBooks company (kept on its connection); the others belong to the HubSpot portal.
+COMPANY_SETTINGS = {"income_account", "product_type", "tax_codes", "default_tax_code"}
 # On/off settings: stored as "on" or "off", typed as on/off or true/false.
-BOOLEANS = {"allow_invoice_payments"}
+BOOLEANS = {"allow_invoice_payments", "prices_include_tax"}
 BOOLEAN_WORDS = {"on": "on", "true": "on", "off": "off", "false": "off"}
 
 CHOICES = {
@@ -46,6 +51,10 @@ def parse_setting(key: str, text: str):
         return text
     if key == "contact_sync_filters":
         return parse_filters(text)
+    if key == "tax_codes":
+        return parse_tax_codes(text)
+    if key == "default_tax_code" and text and not text.isdigit():
+        raise SettingError("default_tax_code must be a QuickBooks TaxCode id (digits), or empty")
     if key == "income_account" and text and not text.isdigit():
         raise SettingError(
             "income_account must be a QuickBooks Account id (digits), or empty for the first Income account"
@@ -81,3 +90,33 @@ def check_filter(position: int, condition) -> None:
     unknown = set(condition) - {"property", "operator", "value", "values"}
     if unknown:
         raise SettingError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+
+
+def setting_on(value) -> bool:
+    return str(value).lower() in ("on", "true", "1", "yes")
+
+
+def parse_tax_codes(text: str) -> dict:
+    """{"<HubSpot tax rate group id or rate in percent>": "<QuickBooks TaxCode id>", ...}"""
+    try:
+        codes = json.loads(text or "{}")
+    except ValueError as exc:
+        raise SettingError(f"tax_codes must be a JSON object: {exc}") from None
+    if not isinstance(codes, dict):
+        raise SettingError('tax_codes must be a JSON object such as {"20": "7", "5": "8"}')
+    parsed = {}
+    for rate, code in codes.items():
+        if not str(code).isdigit():
+            raise SettingError(f"tax_codes: '{rate}' must map to a QuickBooks TaxCode id (digits), not '{code}'")
+        parsed[rate_key(str(rate))] = str(code)
+    return parsed
+
+
+def rate_key(text: str) -> str:
+    """A rate in percent spelled one way ("20.0" and "20" are the same key); group ids stay as they are."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text.strip()
+    spelled = f"{number:f}".rstrip("0").rstrip(".")
+    return spelled if "." in f"{number:f}" else text.strip()

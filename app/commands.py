@@ -6,8 +6,11 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from actions.settings import DEFAULT_SETTINGS, SettingError, parse_setting
+from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
+from actions.settings import COMPANY_SETTINGS, DEFAULT_SETTINGS, SettingError, parse_setting
+from actions.steps.taxes import TAX_TABLES, describe_codes
 from app.extensions import db
+from app.quickbooks.client import books_client
 from app.storage.connections import get_portal, list_connections
 
 
@@ -33,9 +36,6 @@ def worker_command(threads):
 
 
 settings_cli = AppGroup("settings", help="Show or change a portal's settings.")
-
-# Settings about one QuickBooks company live on its connection; the rest on the portal.
-COMPANY_SETTINGS = {"income_account", "product_type"}
 
 
 @settings_cli.command("show")
@@ -64,10 +64,54 @@ def settings_set(portal_id, assignments, realm):
     company_changes = {k: v for k, v in changes.items() if k in COMPANY_SETTINGS}
     if company_changes:
         connection = pick_connection(portal, realm)
+        check_tax_codes_exist(connection, company_changes)
         connection.settings = {**(connection.settings or {}), **company_changes}
     portal.settings = {**(portal.settings or {}), **{k: v for k, v in changes.items() if k not in COMPANY_SETTINGS}}
     db.session.commit()
     click.echo(json.dumps(describe_settings(portal), indent=2, sort_keys=True))
+
+
+@settings_cli.command("tax-codes")
+@click.argument("portal_id", type=int)
+@click.option("--realm", help="The QuickBooks company (realm id), when several are connected.")
+def settings_tax_codes(portal_id, realm):
+    """List the QuickBooks company's tax codes: the ids tax_codes and default_tax_code take."""
+    connection = pick_connection(require_portal(portal_id), realm)
+    codes, rates = company_tax_tables(connection)
+    for code_id, code in sorted(codes.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
+        state = "" if code.get("Active", True) else " (inactive)"
+        click.echo(f"{code_id}\t{code.get('Name')}{state}\t{code_rate_text(code, rates)}")
+
+
+def company_tax_tables(connection) -> tuple[dict, dict]:
+    """The company's TaxCodes and TaxRates by id, asked of QuickBooks; a click error when it cannot answer."""
+    try:
+        codes, rates = books_client(connection, current_app.config).query_batch(TAX_TABLES)
+    except (QuickBooksFault, QuickBooksAuthExpired, TransientError) as problem:
+        raise click.ClickException(f"QuickBooks could not list the tax codes: {problem}") from None
+    return {str(c["Id"]): c for c in codes}, {str(r["Id"]): r for r in rates}
+
+
+def code_rate_text(code: dict, rates: dict) -> str:
+    from actions.steps.taxes import code_rate
+
+    return f"{code_rate(code, rates)}%" if code.get("SalesTaxRateList") else "no sales rate"
+
+
+def check_tax_codes_exist(connection, changes: dict) -> None:
+    """tax_codes and default_tax_code must name active TaxCodes of this company: checked with QuickBooks."""
+    wanted = list((changes.get("tax_codes") or {}).values()) + [changes.get("default_tax_code") or ""]
+    wanted = [code for code in wanted if code]
+    if not wanted:
+        return
+    codes, _ = company_tax_tables(connection)
+    unknown = sorted({code for code in wanted if not codes.get(code, {}).get("Active", False)})
+    if unknown:
+        raise click.BadParameter(
+            f"QuickBooks company {connection.realm_id} has no active TaxCode {', '.join(unknown)}; "
+            f"its active tax codes: {describe_codes(codes)}",
+            param_hint="ASSIGNMENTS",
+        )
 
 
 def require_portal(portal_id):

@@ -46,9 +46,9 @@ def fresh_preferences_cache():
     """QuickBooks preferences are cached per process and realm; every test starts from its own fake company."""
     from app.quickbooks import client
 
-    client._preferences_cache.clear()
+    client._company_cache.clear()
     yield
-    client._preferences_cache.clear()
+    client._company_cache.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -179,7 +179,7 @@ def connect_company(app, fake_quickbooks, realm_id, portal_id=PORTAL_ID):
     with app.app_context():
         connection = get_or_create_connection(db.session, portal_id=portal_id, realm_id=realm_id)
         connection.company_name = fake_quickbooks.company(realm_id).name
-        connection.country = "US"
+        connection.country = fake_quickbooks.company(realm_id).country  # as read from CompanyInfo at connect
 
         class Issued:  # what intuit-oauth's AuthClient holds after a token exchange
             access_token = tokens["access_token"]

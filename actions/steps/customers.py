@@ -27,19 +27,19 @@ def resolve_customer(ctx, party: Party) -> dict:
         lookup = look_up(ctx, party)
         customer = choose(ctx, party, lookup.matches) or create_customer(ctx, party, lookup)
     if party.record.id:  # a payment's bare customer email has no HubSpot record to remember it by
-        ctx.mappings.remember(party.kind, party.record.id, str(customer["Id"]))
+        ctx.mappings.remember(party.kind, party.mapping_key, str(customer["Id"]))
     return customer
 
 
 def remembered_customer(ctx, party: Party) -> dict | None:
-    customer_id = ctx.mappings.get(party.kind, party.record.id) if party.record.id else None
+    customer_id = ctx.mappings.get(party.kind, party.mapping_key) if party.record.id else None
     if not customer_id:
         return None
     customer = ctx.books.read("Customer", customer_id)
-    if customer and customer.get("Active", True):
+    if customer and customer.get("Active", True) and in_currency(customer, party):
         return customer
-    # Deleted or made inactive in QuickBooks since we matched it: match again from scratch.
-    ctx.mappings.forget(party.kind, party.record.id)
+    # Deleted, made inactive or re-currencied in QuickBooks since we matched it: match again from scratch.
+    ctx.mappings.forget(party.kind, party.mapping_key)
     ctx.journal.note(
         f"QuickBooks customer {customer_id}, remembered for {party.describe()}, is gone or inactive; matching again."
     )
@@ -137,8 +137,34 @@ def same_name(customer: dict, party: Party) -> bool:
     )
 
 
+def in_currency(customer: dict, party: Party) -> bool:
+    """A QuickBooks customer holds one currency; it is this party's only if it is the document's."""
+    if not party.currency:
+        return True
+    return str((customer.get("CurrencyRef") or {}).get("value") or party.home_currency).upper() == party.currency
+
+
+def only_in_currency(ctx, party: Party, candidates: list[dict]) -> list[dict]:
+    """The matches in the document's currency; matches in another are never reused silently."""
+    matching_currency = [c for c in candidates if in_currency(c, party)]
+    if candidates and not matching_currency:
+        others = ", ".join(describe_customer(c) for c in candidates)
+        if refuses_conflicts(ctx):
+            raise ActionError(
+                "CURRENCY_MISMATCH",
+                reason=f"QuickBooks customer {others} is {party.describe()}, but in another currency than the "
+                f"document's {party.currency}; a QuickBooks customer holds one currency.",
+            )
+        ctx.journal.note(
+            f"QuickBooks customer {others} is {party.describe()} in another currency; a customer in "
+            f"{party.currency} is created for documents in {party.currency}."
+        )
+    return matching_currency
+
+
 def choose(ctx, party: Party, candidates: list[dict]) -> dict | None:
     """Several customers match: prefer active, then the party's name, then the oldest; say which and why."""
+    candidates = only_in_currency(ctx, party, candidates)
     if not candidates:
         return None
     name = clean(party.name).casefold()
@@ -206,7 +232,7 @@ def create_customer(ctx, party: Party, lookup: Lookup) -> dict:
 
 
 def customer_body(party: Party) -> dict:
-    body = {}
+    body = {"CurrencyRef": {"value": party.currency}} if party.currency else {}
     if party.email:
         body["PrimaryEmailAddr"] = {"Address": party.email}
     if party.kind == "company":
@@ -240,7 +266,8 @@ def display_name_candidates(party: Party):
     name = clean(party.name or party.email)
     seen = set()
     email = clean(party.email)
-    suffixes = ([f" ({email})"] if email and email.casefold() != name.casefold() else []) + [
+    suffixes = [f" ({party.foreign_currency})"] if party.foreign_currency else []
+    suffixes += ([f" ({email})"] if email and email.casefold() != name.casefold() else []) + [
         f" ({n})" for n in range(2, MAX_NAME_TRIES + 1)
     ]
     for candidate in [name] + [

@@ -14,6 +14,7 @@ on UnitPrice; HubSpot's line amount is after discounts and may carry more decima
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from actions.steps.source import Record
@@ -122,8 +123,29 @@ def line_amounts(line: Record, amount: Decimal | None = None) -> tuple[Decimal, 
     return Decimal(1), amount, amount
 
 
-def build_sales_line(line: Record, item: dict, *, service_date: str = "", amount: Decimal | None = None) -> dict:
-    quantity, unit_price, amount = line_amounts(line, amount)
+@dataclass(frozen=True)
+class LineTax:
+    """A line's QuickBooks tax code; with prices that include tax, its rate turns HubSpot's amount into the net."""
+
+    code: str  # TaxCodeRef: TAX or NON in the US, a TaxCode id elsewhere
+    rate: Decimal = Decimal(0)  # percent, the sum of the code's sales tax rates
+    inclusive: bool = False
+
+    def net(self, amount: Decimal) -> Decimal:
+        """QuickBooks' line Amount is always net of tax; HubSpot's is gross when its prices include tax."""
+        return money(amount / (1 + self.rate / 100)) if self.inclusive else amount
+
+
+def build_sales_line(
+    line: Record,
+    item: dict,
+    *,
+    service_date: str = "",
+    amount: Decimal | None = None,
+    tax: LineTax | None = None,
+) -> dict:
+    gross = money(raw_amount(line)) if amount is None else amount
+    quantity, unit_price, amount = line_amounts(line, tax.net(gross) if tax else gross)
     detail = {
         "ItemRef": {"value": str(item["Id"]), "name": item.get("Name", "")},
         "Qty": float(quantity),
@@ -131,6 +153,10 @@ def build_sales_line(line: Record, item: dict, *, service_date: str = "", amount
     }
     if service_date:
         detail["ServiceDate"] = service_date
+    if tax:
+        detail["TaxCodeRef"] = {"value": tax.code}
+        if tax.inclusive:
+            detail["TaxInclusiveAmt"] = float(gross)
     body = {"DetailType": "SalesItemLineDetail", "Amount": float(amount), "SalesItemLineDetail": detail}
     description = line_description(line, quantity)
     if description:
@@ -155,11 +181,21 @@ def fallback_note(line: Record) -> str:
 
 
 def build_sales_lines(
-    line_items: list[Record], items: dict[str, dict], *, service_dates: dict[str, str] | None = None
+    line_items: list[Record],
+    items: dict[str, dict],
+    *,
+    service_dates: dict[str, str] | None = None,
+    taxes: dict[str, LineTax] | None = None,
 ) -> list[dict]:
-    service_dates = service_dates or {}
+    service_dates, taxes = service_dates or {}, taxes or {}
     return [
-        build_sales_line(line, items[line.id], service_date=service_dates.get(line.id, ""), amount=amount)
+        build_sales_line(
+            line,
+            items[line.id],
+            service_date=service_dates.get(line.id, ""),
+            amount=amount,
+            tax=taxes.get(line.id),
+        )
         for line, amount in zip(line_items, rounded_amounts(line_items), strict=True)
     ]
 

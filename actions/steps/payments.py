@@ -6,9 +6,11 @@ Every check here only reads, so a payment that fails one leaves nothing behind i
 from decimal import Decimal
 
 from actions.errors import ActionError, QuickBooksFault
+from actions.settings import setting_on
 from actions.steps.lines import decimal_of, money
 from actions.steps.query import literal
 from actions.steps.source import Record, Source, as_date
+from actions.steps.taxes import is_taxed
 
 PAYMENT = "COMMERCE_PAYMENT"
 DUPLICATE_NAME = 6240
@@ -47,17 +49,11 @@ def check_not_invoice_payment(ctx, source: Source) -> None:
     raise ActionError("PAYMENT_FROM_INVOICE", object_label=source.label)
 
 
-def check_untaxed_lines(source: Source) -> None:
+def check_untaxed_lines(line_items: list[Record]) -> None:
     """A paid invoice holds non-taxable lines only (like HubSpot's own action): name every taxed one."""
-    taxed = [line for line in source.line_items if is_taxed(line)]
+    taxed = [line for line in line_items if is_taxed(line)]
     if taxed:
         raise ActionError("TAXABLE_LINES_NOT_ALLOWED", lines=", ".join(describe_tax(line) for line in taxed))
-
-
-def is_taxed(line: Record) -> bool:
-    return bool(line.get("hs_tax_rate_group_id")) or any(
-        decimal_of(line.get(name)) != 0 for name in ("hs_tax_rate", "hs_tax_amount")
-    )
 
 
 def describe_tax(line: Record) -> str:
@@ -73,10 +69,12 @@ def describe_tax(line: Record) -> str:
     return f"'{line.get('name') or line.id}' ({', '.join(what)})"
 
 
-def check_total_is_paid(source: Source, lines_total: Decimal) -> None:
+def check_total_is_paid(source: Source, total: Decimal, *, taxed: bool = False) -> None:
+    """The payment must cover the document; with tax, QuickBooks' rounding may land a cent away (noted later)."""
     paid = amount_of(source, "hs_initial_amount")
-    if lines_total != paid:
-        raise ActionError("PAYMENT_AMOUNT_MISMATCH", object_label=source.label, paid=paid, total=lines_total)
+    tolerance = Decimal("0.01") if taxed else Decimal(0)
+    if abs(total - paid) > tolerance:
+        raise ActionError("PAYMENT_AMOUNT_MISMATCH", object_label=source.label, paid=paid, total=total)
 
 
 def check_fully_refunded(source: Source) -> None:
@@ -157,7 +155,3 @@ def methods_named(ctx, name: str) -> dict | None:
 
 def method_kind(method_type: str) -> str:
     return "CREDIT_CARD" if method_type.lower() == "card" else "NON_CREDIT_CARD"
-
-
-def setting_on(value) -> bool:
-    return str(value).lower() in ("on", "true", "1", "yes")

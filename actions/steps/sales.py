@@ -1,20 +1,32 @@
-"""prepare_sales_document: what an invoice, estimate or sales receipt share, from record to request body.
+"""prepare_sales_document: what invoices, estimates and sales and refund receipts share, from record to body.
 
-Read-only checks come first (eligibility, products), so a failing record leaves nothing behind in
-QuickBooks; then the writes: the customer, any missing products, and finally the document.
+Read-only checks come first (currency, eligibility, products, tax codes, the action's own), so a failing
+record leaves nothing behind in QuickBooks; then the writes: the customer, any missing products, and
+finally the document.
 """
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 
 from actions.context import ActionResult
 from actions.errors import ActionError
+from actions.steps.company import CompanyProfile, company_profile
+from actions.steps.currency import document_currency
 from actions.steps.customers import resolve_customer
 from actions.steps.documents import create_document, tracking_note
 from actions.steps.eligibility import check_contact_eligible, filter_properties
-from actions.steps.lines import build_sales_lines, money, rounded_amounts, total
+from actions.steps.lines import LineTax, build_sales_lines, money, rounded_amounts
 from actions.steps.products import ItemMatch, create_missing_items, match_items
 from actions.steps.source import AMOUNT_PROPERTIES, Record, Source, as_date, load_party, load_source
+from actions.steps.taxes import (
+    global_tax_calculation,
+    hubspot_total_with_tax,
+    note_total_difference,
+    plan_taxes,
+    quickbooks_total,
+)
 
 DOC_NUMBER_LENGTH = 21
 
@@ -23,12 +35,18 @@ DOC_NUMBER_LENGTH = 21
 class SalesDocument:
     body: dict
     customer: dict
+    hubspot_total: Decimal | None = None  # with tax, when HubSpot computed the tax
 
     def create(self, ctx, entity: str, *, step: str, extra_outputs: dict | None = None) -> ActionResult:
-        document = create_document(ctx, entity, self.body, step=step)
+        document = self.write(ctx, entity, step=step)
         return ActionResult(
             document=document, entity=entity, customer_id=str(self.customer["Id"]), extra_outputs=extra_outputs or {}
         )
+
+    def write(self, ctx, entity: str, *, step: str) -> dict:
+        document = create_document(ctx, entity, self.body, step=step)
+        note_total_difference(ctx, document, self.hubspot_total, entity)
+        return document
 
 
 def load_sales_source(ctx) -> Source:
@@ -36,19 +54,26 @@ def load_sales_source(ctx) -> Source:
     return load_source(ctx, extra_properties=number_properties(ctx))
 
 
-def prepare_sales_document(ctx, source: Source) -> SalesDocument:
+def prepare_sales_document(ctx, source: Source, *, check: Callable | None = None) -> SalesDocument:
+    """The document's body, its customer found or created; `check(lines)` is the action's own last read-only check."""
     party = load_party(ctx, source, contact_properties=filter_properties(ctx.settings))
     if party.contact is not None:
-        check_contact_eligible(ctx, party.contact)
-    preferences = ctx.books.preferences()
+        check_contact_eligible(ctx, party.contact)  # before QuickBooks is asked anything
+    company = company_profile(ctx)
+    currency = document_currency(ctx, company, source)
+    party = replace(party, currency=currency, home_currency=company.home_currency)
+    preferences = company.preferences
     lines = sales_lines(ctx, source, preferences)  # reads only: nothing is written for a record that fails here
+    lines.taxes = plan_taxes(ctx, company, lines.line_items, lines.match.matched)
+    lines.company = company
     number = document_number(ctx, source, preferences)
+    if check:
+        check(lines)
     customer = resolve_customer(ctx, party)
-    built = lines.build(ctx)
-    note_amount_mismatch(ctx, source, built)
+    note_amount_mismatch(ctx, source, lines)
     body = {
         "CustomerRef": {"value": str(customer["Id"])},
-        "Line": built,
+        "Line": lines.build(ctx),
         "PrivateNote": tracking_note(ctx, source.label),
     }
     if party.email:
@@ -57,43 +82,52 @@ def prepare_sales_document(ctx, source: Source) -> SalesDocument:
         body["DocNumber"] = number
     if source.date:
         body["TxnDate"] = source.date
-    return SalesDocument(body=body, customer=customer)
+    if currency:
+        body["CurrencyRef"] = {"value": currency}
+    if global_tax_calculation(ctx, company):
+        body["GlobalTaxCalculation"] = global_tax_calculation(ctx, company)
+    return SalesDocument(
+        body=body, customer=customer, hubspot_total=hubspot_total_with_tax(lines.line_items, lines.taxes)
+    )
 
 
-def lines_total(ctx, source: Source):
-    """What the document's lines will add up to, known before anything is written."""
-    if ctx.input("products", "line_items") != "line_items":
-        return money(source.record.get(AMOUNT_PROPERTIES[source.object_type]) or 0)
-    if not source.line_items:
-        raise ActionError("NO_LINE_ITEMS", object_label=source.label)
-    return sum(rounded_amounts(source.line_items), money(0))
-
-
-def note_amount_mismatch(ctx, source: Source, lines: list[dict]) -> None:
+def note_amount_mismatch(ctx, source: Source, lines: "PendingLines") -> None:
     """The document follows the line items; say so when the record's own amount was edited to something else."""
     amount = source.record.get(AMOUNT_PROPERTIES[source.object_type])
     try:
-        differs = bool(amount) and money(amount) != total(lines)
+        differs = bool(amount) and money(amount) != lines.hubspot_total
     except ArithmeticError:  # not a number: nothing to compare
         return
     if differs:
         ctx.journal.note(
-            f"The {source.label} amount is {amount}, but its line items add up to {total(lines)}; "
+            f"The {source.label} amount is {amount}, but its line items add up to {lines.hubspot_total}; "
             "the QuickBooks document follows the line items."
         )
 
 
 @dataclass
 class PendingLines:
-    """Lines matched to QuickBooks Items; products still missing are created when the lines are built."""
+    """Lines matched to QuickBooks Items, with their taxes; missing products are created when the lines are built."""
 
     line_items: list[Record]
     match: ItemMatch
     service_dates: dict[str, str]
+    taxes: dict[str, LineTax] = field(default_factory=dict)
+    company: CompanyProfile | None = None
+
+    @property
+    def hubspot_total(self) -> Decimal:
+        """HubSpot's line amounts added up, in cents (before tax, unless prices include it)."""
+        return sum(rounded_amounts(self.line_items), Decimal(0))
+
+    @property
+    def quickbooks_total(self) -> Decimal:
+        """The document's total with tax as QuickBooks will work it out (outside automated US sales tax)."""
+        return quickbooks_total(self.line_items, self.taxes)
 
     def build(self, ctx) -> list[dict]:
         items = create_missing_items(ctx, self.match)
-        return build_sales_lines(self.line_items, items, service_dates=self.service_dates)
+        return build_sales_lines(self.line_items, items, service_dates=self.service_dates, taxes=self.taxes)
 
 
 def sales_lines(ctx, source: Source, preferences: dict) -> PendingLines:

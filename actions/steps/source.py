@@ -156,6 +156,17 @@ class Party:
     kind: str  # "contact" or "company": also the kind of the remembered mapping
     record: Record
     contact: Record | None = None  # the billing contact (the record itself for a contact)
+    currency: str = ""  # the document's currency when the company keeps several; a customer holds one
+    home_currency: str = ""
+
+    @property
+    def foreign_currency(self) -> str:
+        return self.currency if self.currency and self.currency != self.home_currency else ""
+
+    @property
+    def mapping_key(self) -> str:
+        """What the QuickBooks customer is remembered by: the HubSpot record, per currency but the home one."""
+        return f"{self.record.id}:{self.foreign_currency}" if self.foreign_currency else self.record.id
 
     @property
     def email(self) -> str:

@@ -17,9 +17,11 @@ from quickbooks import exceptions as qb_exceptions
 from actions.errors import TRANSIENT_FAULT_CODES, QuickBooksAuthExpired, QuickBooksFault, TransientError
 from app.http import send
 
-PREFERENCES_TTL = 300.0  # seconds; settings such as revenue recognition rarely change
-_preferences_cache: dict[str, tuple[float, dict]] = {}
-_preferences_lock = threading.Lock()
+# A company's settings and lists that rarely change (preferences, company info, tax codes, currencies) are
+# kept per process and realm for this many seconds: every document needs them, none needs them fresher.
+PREFERENCES_TTL = 300.0
+_company_cache: dict[tuple, tuple[float, object]] = {}
+_company_cache_lock = threading.Lock()
 
 
 class BearerSession:
@@ -55,9 +57,11 @@ class BooksClient:
         api_base_url: str,
         minor_version: int = 75,
         timeout: float = 30,
+        country: str = "",
     ):
         self.realm_id = realm_id
         self.company_name = company_name or realm_id
+        self.country = country or ""  # CompanyInfo.Country as read when the company was connected
         self.tokens = tokens  # .access_token(), .refresh(rejected=...)
         self.timeout = timeout
         self.http = requests.Session()
@@ -95,19 +99,27 @@ class BooksClient:
             raise
 
     def preferences(self) -> dict:
-        with _preferences_lock:
-            cached = _preferences_cache.get(self.realm_id)
-        if cached and time.monotonic() - cached[0] < PREFERENCES_TTL:
-            return cached[1]
         url = f"{self.qb.api_url}/company/{self.realm_id}/preferences"
-        preferences = self._call(lambda: self.qb.get(url))["Preferences"]
-        with _preferences_lock:
-            _preferences_cache[self.realm_id] = (time.monotonic(), preferences)
-        return preferences
+        return self._cached(("preferences",), lambda: self._call(lambda: self.qb.get(url))["Preferences"])
 
     def company_info(self) -> dict:
         url = f"{self.qb.api_url}/company/{self.realm_id}/companyinfo/{self.realm_id}"
-        return self._call(lambda: self.qb.get(url))["CompanyInfo"]
+        return self._cached(("companyinfo",), lambda: self._call(lambda: self.qb.get(url))["CompanyInfo"])
+
+    def query_batch_cached(self, selects: list[str]) -> list[list[dict]]:
+        """query_batch for lists that rarely change (tax codes, currencies), kept like the preferences."""
+        return self._cached(("queries", *selects), lambda: self.query_batch(selects))
+
+    def _cached(self, key: tuple, load):
+        key = (self.realm_id, *key)
+        with _company_cache_lock:
+            cached = _company_cache.get(key)
+        if cached and time.monotonic() - cached[0] < PREFERENCES_TTL:
+            return cached[1]
+        value = load()
+        with _company_cache_lock:
+            _company_cache[key] = (time.monotonic(), value)
+        return value
 
     # -- writes ------------------------------------------------------------------------------------------
 
@@ -186,4 +198,5 @@ def books_client(connection, config) -> BooksClient:
         api_base_url=config["QBO_API_BASE_URL"],
         minor_version=config["QBO_MINOR_VERSION"],
         timeout=config["HTTP_TIMEOUT"],
+        country=connection.country or "",
     )

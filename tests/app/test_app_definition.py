@@ -38,6 +38,9 @@ ERROR_CODES = {
     "INTERNAL_ERROR",
     "PAYMENT_AMOUNT_MISMATCH",
     "NO_PAYMENT_FEE",
+    "TAX_CODE_MISSING",
+    "CURRENCY_MISMATCH",
+    "CURRENCY_NOT_ENABLED",
 }
 OUTPUTS = [
     "quickbooks_document_id",

@@ -28,8 +28,11 @@ def test_show_prints_the_defaults_as_json(runner, connection):
         "document_numbers": "quickbooks",
         "document_number_property": "",
         "allow_invoice_payments": "off",
+        "prices_include_tax": "off",
     }
-    assert shown["companies"] == {REALM_ID: {"income_account": "", "product_type": "Service"}}
+    assert shown["companies"] == {
+        REALM_ID: {"income_account": "", "product_type": "Service", "tax_codes": {}, "default_tax_code": ""}
+    }
 
 
 def test_set_stores_several_values_and_prints_the_result(runner, connection, app):

@@ -204,7 +204,11 @@ WRITABLE_ENTITIES = (
     "Payment",
     "Purchase",
 )
-ENTITY_BY_PATH = {name.lower(): name for name in WRITABLE_ENTITIES}
+# Stored and readable (GET /taxcode/{id}, queries) but not written through POST /{entity}: QBO creates
+# tax codes and rates through /taxservice/taxcode, and the fake does not model that or CompanyCurrency writes.
+READ_ONLY_ENTITIES = ("TaxAgency", "TaxRate", "TaxCode", "CompanyCurrency")
+STORED_ENTITIES = WRITABLE_ENTITIES + READ_ONLY_ENTITIES
+ENTITY_BY_PATH = {name.lower(): name for name in STORED_ENTITIES}
 NAME_LIST_ENTITIES = ("Customer", "Vendor", "Employee")  # one shared DisplayName namespace
 LIST_ENTITIES = frozenset(("Customer", "Vendor", "Employee", "Item", "Account", "Term", "PaymentMethod"))
 SALES_DOCUMENTS = frozenset(("Invoice", "Estimate", "SalesReceipt", "RefundReceipt", "CreditMemo"))
@@ -246,12 +250,94 @@ PURCHASE_ACCOUNT_TYPES = {
     "CreditCard": ("Credit Card",),
 }
 US_LINE_TAX_CODES = ("TAX", "NON")
+GLOBAL_TAX_CALCULATIONS = ("TaxExcluded", "TaxInclusive", "NotApplicable")
+# ISO 4217 codes the fake knows (QBO's names); a CurrencyRef outside this list is never a valid currency.
 CURRENCY_NAMES = {
     "USD": "United States Dollar",
     "CAD": "Canadian Dollar",
     "GBP": "British Pound Sterling",
     "EUR": "Euro",
     "AUD": "Australian Dollar",
+    "NZD": "New Zealand Dollar",
+    "JPY": "Japanese Yen",
+    "CHF": "Swiss Franc",
+    "SEK": "Swedish Krona",
+    "NOK": "Norwegian Krone",
+    "DKK": "Danish Krone",
+    "PLN": "Polish Zloty",
+    "MXN": "Mexican Peso",
+    "INR": "Indian Rupee",
+    "CNY": "Chinese Yuan Renminbi",
+    "HKD": "Hong Kong Dollar",
+    "SGD": "Singapore Dollar",
+    "ZAR": "South African Rand",
+}
+# Only these account types may hold a foreign currency; income, expense and the others are always in the
+# home currency (Intuit, "Manage multiple currencies").
+FOREIGN_CURRENCY_ACCOUNT_TYPES = ("Bank", "Credit Card", "Accounts Receivable", "Accounts Payable")
+
+
+@dataclass(frozen=True)
+class CountrySetup:
+    """What a new QBO company of one country starts with: home currency, address, tax agency and codes.
+
+    tax_codes: (name, description, rate in percent or None for a code without a rate).
+    missing_tax_code: the detail of QBO's 6000 when a line has no TaxCodeRef (None: US, lines use TAX/NON).
+    """
+
+    currency: str
+    address: dict
+    agency: str = ""
+    tax_codes: tuple[tuple[str, str, Any], ...] = ()
+    missing_tax_code: str | None = None
+
+
+COUNTRY_SETUPS = {
+    "US": CountrySetup(
+        "USD",
+        {"Line1": "123 Sierra Way", "City": "San Pablo", "CountrySubDivisionCode": "CA", "PostalCode": "87999"},
+        agency="California Department of Tax and Fee Administration",
+    ),
+    "GB": CountrySetup(
+        "GBP",
+        {"Line1": "1 High Street", "City": "London", "PostalCode": "SW1A 1AA"},
+        agency="HM Revenue & Customs",
+        tax_codes=(
+            ("20.0% S", "Standard rated 20%", 20),
+            ("5.0% R", "Reduced rate 5%", 5),
+            ("0.0% Z", "Zero-rated", 0),
+            ("Exempt", "Exempt", 0),
+            ("No VAT", "No VAT", None),
+        ),
+        # Seen verbatim from QBO (intuit/quickbooks-online-mcp-server#94): code 6000, element "".
+        missing_tax_code="Make sure all your transactions have a VAT rate before you save.",
+    ),
+    "CA": CountrySetup(
+        "CAD",
+        {"Line1": "100 King Street West", "City": "Toronto", "CountrySubDivisionCode": "ON", "PostalCode": "M5X 1A9"},
+        agency="Canada Revenue Agency",
+        tax_codes=(
+            ("HST ON", "HST Ontario 13%", 13),
+            ("GST", "GST 5%", 5),
+            ("Zero-rated", "Zero-rated", 0),
+            ("Exempt", "Exempt", 0),
+            ("Out of Scope", "Out of scope of tax", None),
+        ),
+        # Seen verbatim from QBO (ruckus/quickbooks-ruby#351, activepieces#8539): code 6000, element "".
+        missing_tax_code="Make sure all your transactions have a GST/HST rate before you save.",
+    ),
+    "AU": CountrySetup(
+        "AUD",
+        {"Line1": "1 George Street", "City": "Sydney", "CountrySubDivisionCode": "NSW", "PostalCode": "2000"},
+        agency="Australian Taxation Office",
+        tax_codes=(
+            ("GST", "GST 10%", 10),
+            ("GST free", "GST free", 0),
+            ("Out of Scope", "Out of scope of tax", None),
+        ),
+        # UNCONFIRMED: the AU wording; GB says "VAT rate" and CA "GST/HST rate", so AU is taken to say "GST rate".
+        missing_tax_code="Make sure all your transactions have a GST rate before you save.",
+    ),
 }
 SYSTEM_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
 
@@ -310,6 +396,12 @@ QUERYABLE_FIELDS = {
     "Payment": _COMMON_QUERYABLE + ("TxnDate", "CustomerRef", "TotalAmt", "UnappliedAmt", "PaymentRefNum"),
     "Purchase": _COMMON_QUERYABLE
     + ("DocNumber", "TxnDate", "PaymentType", "AccountRef", "EntityRef", "TotalAmt", "Credit"),
+    # Filterable per Intuit's XSD: TaxCode Name/Active/Hidden, TaxRate Name/Active/RateValue; Taxable and
+    # TaxGroup are allowed here as well. Customer/Vendor CurrencyRef is not filterable (4001).
+    "TaxCode": _COMMON_QUERYABLE + ("Name", "Active", "Hidden", "Taxable", "TaxGroup"),
+    "TaxRate": _COMMON_QUERYABLE + ("Name", "Active", "RateValue"),
+    "TaxAgency": _COMMON_QUERYABLE + ("DisplayName",),
+    "CompanyCurrency": _COMMON_QUERYABLE + ("Code", "Name", "Active"),
     "CompanyInfo": _COMMON_QUERYABLE,
     "Preferences": _COMMON_QUERYABLE,
 }
@@ -375,7 +467,9 @@ def currency_ref(code: str) -> dict:
     return {"value": code, "name": CURRENCY_NAMES.get(code, code)}
 
 
-def default_preferences() -> dict:
+def default_preferences(country: str = "US") -> dict:
+    """A new company's preferences. US companies use automated sales tax (PartnerTaxEnabled); the others
+    track VAT/GST with tax codes."""
     return {
         "AccountingInfoPrefs": {
             "TrackDepartments": False,
@@ -409,8 +503,8 @@ def default_preferences() -> dict:
             "ETransactionEnabledStatus": "NotApplicable",
         },
         "VendorAndPurchasesPrefs": {"TrackingByCustomer": True, "BillableExpenseTracking": True},
-        "TaxPrefs": {"UsingSalesTax": False, "PartnerTaxEnabled": False},
-        "CurrencyPrefs": {"MultiCurrencyEnabled": False, "HomeCurrency": currency_ref("USD")},
+        "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": country == "US"},
+        "CurrencyPrefs": {"MultiCurrencyEnabled": False, "HomeCurrency": currency_ref(COUNTRY_SETUPS[country].currency)},
         "ReportPrefs": {"ReportBasis": "Accrual", "CalcAgingReportFromTxnDate": False},
     }
 
