@@ -124,7 +124,12 @@ def test_company_settings_go_on_the_connection(runner, connection, app):
 
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
-    assert printed["companies"][REALM_ID] == {"income_account": "79", "product_type": "NonInventory"}
+    assert printed["companies"][REALM_ID] == {
+        "income_account": "79",
+        "product_type": "NonInventory",
+        "tax_codes": {},
+        "default_tax_code": "",
+    }
     assert printed["settings"]["service_dates"] == "never"
     with app.app_context():
         assert get_connection(db.session, portal_id=PORTAL_ID, realm_id=REALM_ID).settings == {

@@ -778,6 +778,8 @@ class QueryEngine:
         for name in [c.field for c in query.conditions] + [name for name, _ in query.order_by]:
             self._require_queryable(entity, name)
         records = [r for r in self.company.query_source(entity) if self._matches_all(r, query.conditions)]
+        # UNCONFIRMED: TaxCode, TaxRate and CompanyCurrency queries return inactive rows too (integrators report
+        # filtering tax codes on Active themselves); only name lists and accounts hide them unless asked.
         if entity in LIST_ENTITIES and not any(c.field.lower() == "active" for c in query.conditions):
             records = [r for r in records if r.get("Active", True)]
         if query.count:
