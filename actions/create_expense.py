@@ -3,6 +3,8 @@
 from actions.context import ActionContext, ActionResult
 from actions.errors import ActionError
 from actions.steps.accounts import funding_account, purchase_payment_type
+from actions.steps.company import company_profile
+from actions.steps.currency import check_account_currency, document_currency
 from actions.steps.documents import create_document, tracking_note
 from actions.steps.payments import payment_fee
 from actions.steps.source import Source, as_date, load_source
@@ -15,6 +17,9 @@ def run(ctx: ActionContext) -> ActionResult:
     source = load_source(ctx, with_line_items=False)
     fee = payment_fee(source)
     paid_from = funding_account(ctx, "payment_account", "Paid from")
+    company = company_profile(ctx)
+    currency = document_currency(ctx, company, source)
+    check_account_currency(paid_from, currency, company, "Paid from")
     if not ctx.input("expense_account"):
         raise ActionError(
             "INVALID_INPUT",
@@ -27,13 +32,17 @@ def run(ctx: ActionContext) -> ActionResult:
         "Description": f"HubSpot payment fee, {describe(source)}",
         "AccountBasedExpenseLineDetail": {"AccountRef": {"value": ctx.input("expense_account")}},
     }
+    if not company.in_us and ctx.settings.get("default_tax_code"):  # outside the US every line names a tax code
+        line["AccountBasedExpenseLineDetail"]["TaxCodeRef"] = {"value": str(ctx.settings["default_tax_code"])}
     body = {
         "PaymentType": purchase_payment_type(paid_from),
         "AccountRef": {"value": str(paid_from["Id"])},
-        "EntityRef": {"value": payments_vendor(ctx), "type": "Vendor"},
+        "EntityRef": {"value": payments_vendor(ctx, currency, company.home_currency), "type": "Vendor"},
         "Line": [line],
         "PrivateNote": f"Fee for HubSpot {describe(source)}. {tracking_note(ctx, source.label)}",
     }
+    if currency:
+        body["CurrencyRef"] = {"value": currency}
     date = as_date(source.record.get("hs_payout_date")) or source.date
     if date:
         body["TxnDate"] = date

@@ -42,3 +42,13 @@ def enabled_currencies(ctx) -> set[str]:
 def currency_of(record: dict, company: CompanyProfile) -> str:
     """A QuickBooks customer's, vendor's or account's currency (the home currency when it names none)."""
     return str((record.get("CurrencyRef") or {}).get("value") or company.home_currency).upper()
+
+
+def check_account_currency(account: dict, currency: str, company: CompanyProfile, label: str) -> None:
+    """Money leaves an account in the account's currency: a fee in EUR cannot be paid from a USD account."""
+    if currency and currency_of(account, company) != currency:
+        raise ActionError(
+            "CURRENCY_MISMATCH",
+            reason=f"The payment is in {currency}, but the QuickBooks account '{account.get('Name')}' chosen in the "
+            f"'{label}' field is in {currency_of(account, company)}; choose an account in {currency}.",
+        )

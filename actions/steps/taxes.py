@@ -62,8 +62,8 @@ def mapped_code(ctx, line: Record, codes: dict[str, dict], rates: dict[str, dict
         setting = f'tax_codes (add "{rate_key}": the QuickBooks TaxCode id)'
         what = f"HubSpot tax rate {describe_rate(line, rate_key)}"
     else:
-        code_id = str(ctx.settings.get("default_tax_code") or "")
-        setting = "default_tax_code (the QuickBooks TaxCode id for untaxed lines)"
+        code_id = ctx.input("tax_code") or str(ctx.settings.get("default_tax_code") or "")
+        setting = "default_tax_code (the QuickBooks TaxCode id for untaxed lines), or the action's tax code field"
         what = "no HubSpot tax (an untaxed line)"
     code = codes.get(code_id)
     if not code_id or code is None or not code.get("Active", True):

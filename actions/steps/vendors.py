@@ -4,6 +4,8 @@ Display names are unique across customers, vendors and employees: when a custome
 processor's name, the vendor gets the next free one ("HubSpot Payments (vendor)").
 """
 
+from dataclasses import dataclass
+
 from actions.errors import QuickBooksFault
 from actions.steps.customers import NAME_NAMESPACES, name_queries
 
@@ -12,31 +14,55 @@ MAPPING = ("vendor", "hubspot_payments")  # remembered per QuickBooks company
 DUPLICATE_NAME = 6240
 
 
-def payments_vendor(ctx) -> str:
+def payments_vendor(ctx, currency: str = "", home_currency: str = "") -> str:
+    """The vendor's id; with several currencies, a vendor in the fee's currency (a vendor holds one)."""
     if ctx.input("vendor"):
         return ctx.input("vendor")
-    vendor = remembered_vendor(ctx) or find_or_create_vendor(ctx)
-    ctx.mappings.remember(*MAPPING, str(vendor["Id"]))
-    return str(vendor["Id"])
+    vendor = VendorWanted(currency, home_currency)
+    found = remembered_vendor(ctx, vendor) or find_or_create_vendor(ctx, vendor)
+    ctx.mappings.remember(MAPPING[0], vendor.mapping_key, str(found["Id"]))
+    return str(found["Id"])
 
 
-def remembered_vendor(ctx) -> dict | None:
-    vendor_id = ctx.mappings.get(*MAPPING)
+@dataclass(frozen=True)
+class VendorWanted:
+    currency: str = ""  # "" when the company keeps one currency
+    home_currency: str = ""
+
+    @property
+    def foreign(self) -> str:
+        return self.currency if self.currency and self.currency != self.home_currency else ""
+
+    @property
+    def mapping_key(self) -> str:
+        return f"{MAPPING[1]}:{self.foreign}" if self.foreign else MAPPING[1]
+
+    def holds(self, vendor: dict) -> bool:
+        held = str((vendor.get("CurrencyRef") or {}).get("value") or self.home_currency).upper()
+        return vendor.get("Active", True) and (not self.currency or held == self.currency)
+
+    def names(self) -> list[str]:
+        base = f"{PROCESSOR_NAME} ({self.foreign})" if self.foreign else PROCESSOR_NAME
+        return [base, f"{base} (vendor)"] + [f"{base} ({n})" for n in range(2, 10)]
+
+    def body(self, name: str) -> dict:
+        currency = {"CurrencyRef": {"value": self.currency}} if self.currency else {}
+        return {"DisplayName": name, "CompanyName": "HubSpot", **currency}
+
+
+def remembered_vendor(ctx, wanted: VendorWanted) -> dict | None:
+    vendor_id = ctx.mappings.get(MAPPING[0], wanted.mapping_key)
     if not vendor_id:
         return None
     vendor = ctx.books.read("Vendor", vendor_id)
-    if vendor and vendor.get("Active", True):
+    if vendor and wanted.holds(vendor):
         return vendor
-    ctx.mappings.forget(*MAPPING)
+    ctx.mappings.forget(MAPPING[0], wanted.mapping_key)
     return None
 
 
-def candidate_names() -> list[str]:
-    return [PROCESSOR_NAME, f"{PROCESSOR_NAME} (vendor)"] + [f"{PROCESSOR_NAME} ({n})" for n in range(2, 10)]
-
-
-def find_or_create_vendor(ctx) -> dict:
-    names = candidate_names()
+def find_or_create_vendor(ctx, wanted: VendorWanted) -> dict:
+    names = wanted.names()
     answers = dict(zip(NAME_NAMESPACES, ctx.books.query_batch(name_queries(names)), strict=True))
     taken = {record.get("DisplayName", "").casefold() for found in answers.values() for record in found}
     for name in names:
@@ -44,14 +70,14 @@ def find_or_create_vendor(ctx) -> dict:
             (
                 v
                 for v in answers["Vendor"]
-                if v.get("DisplayName", "").casefold() == name.casefold() and v.get("Active", True)
+                if v.get("DisplayName", "").casefold() == name.casefold() and wanted.holds(v)
             ),
             None,
         )
         if vendor:
             return vendor
         if name.casefold() not in taken:
-            created = create_vendor(ctx, name)
+            created = create_vendor(ctx, name, wanted)
             if created:
                 return created
     raise QuickBooksFault(
@@ -63,12 +89,10 @@ def find_or_create_vendor(ctx) -> dict:
     )
 
 
-def create_vendor(ctx, name: str) -> dict | None:
+def create_vendor(ctx, name: str, wanted: VendorWanted) -> dict | None:
     step = f"vendor:{name}"
     try:
-        vendor = ctx.books.create(
-            "Vendor", {"DisplayName": name, "CompanyName": "HubSpot"}, request_id=ctx.request_id(step)
-        )
+        vendor = ctx.books.create("Vendor", wanted.body(name), request_id=ctx.request_id(step))
     except QuickBooksFault as fault:
         if fault.code != DUPLICATE_NAME:
             raise

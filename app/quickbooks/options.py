@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
+from actions.steps.company import US_COUNTRIES
 from actions.steps.query import literal, literal_list
+from actions.steps.taxes import TAX_TABLES, code_rate
 from app.storage.models import QuickBooksConnection
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ PICK_ACCOUNT_FIRST = "Pick the QuickBooks account first: several QuickBooks comp
 NOT_ANSWERING = "QuickBooks is not answering; try again in a minute"
 LINE_ITEMS_LABEL = "Use the record's line items"
 LINE_ITEMS_VALUE = "line_items"
+US_NEEDS_NO_TAX_CODE = "US companies need no tax code: QuickBooks works sales tax out"
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,16 @@ def accounts(books, account_types: tuple[str, ...]) -> Page:
     )
 
 
+def tax_code(books, q: str = "", start: int = 1) -> Page:
+    """The company's active sales tax codes with their rates; US companies need none (QuickBooks works it out)."""
+    if (books.country or "US").upper() in US_COUNTRIES:
+        raise NoOptions(US_NEEDS_NO_TAX_CODE)
+    codes, rates = books.query_batch(TAX_TABLES)
+    rates = {str(r["Id"]): r for r in rates}
+    sales_codes = [c for c in codes if c.get("Active", True) and not c.get("Hidden")]
+    return Page(sorted_by_label([option(c["Name"], str(c["Id"]), f"{code_rate(c, rates)}%") for c in sales_codes]))
+
+
 def vendor(books, q: str = "", start: int = 1) -> Page:
     where = ["Active = true"]
     if q:
@@ -215,6 +228,7 @@ QUICKBOOKS_FIELDS = {
     "expense_account": expense_account,
     "payment_account": payment_account,
     "deposit_account": deposit_account,
+    "tax_code": tax_code,
     "vendor": vendor,
 }
 FIELDS = ("quickbooks_account", *QUICKBOOKS_FIELDS)

@@ -156,8 +156,17 @@ def test_input_fields_per_action(definition):
         "customer",
         "products",
         "create_missing_products",
+        "tax_code",
     ]
     assert "payment_terms" not in fields["create_estimate"]
+    for action in (
+        "create_invoice",
+        "create_estimate",
+        "create_sales_receipt",
+        "create_paid_invoice",
+        "create_refund_receipt",
+    ):
+        assert "tax_code" in fields[action]
     for action in ("create_invoice", "create_estimate", "create_sales_receipt", "create_paid_invoice"):
         assert {"quickbooks_account", "customer", "products", "create_missing_products"} <= set(fields[action])
     assert "deposit_account" in fields["create_sales_receipt"] and "deposit_account" in fields["create_paid_invoice"]
@@ -225,7 +234,7 @@ def test_dependencies(definition):
         {
             "dependencyType": "SINGLE_FIELD",
             "controllingFieldName": "quickbooks_account",
-            "dependentFieldNames": ["payment_terms", "products"],
+            "dependentFieldNames": ["payment_terms", "products", "tax_code"],
         },
         {
             "dependencyType": "CONDITIONAL_SINGLE_FIELD",
