@@ -7,6 +7,7 @@ every rule asserted here is one QBO enforces, so the app's tests see the failure
 import json
 import uuid
 from datetime import date
+from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -25,6 +26,7 @@ from quickbooks.exceptions import (
 )
 from quickbooks.objects.base import EmailAddress, Ref
 from quickbooks.objects.company_info import CompanyInfo
+from quickbooks.objects.companycurrency import CompanyCurrency
 from quickbooks.objects.customer import Customer
 from quickbooks.objects.detailline import (
     AccountBasedExpenseLine,
@@ -37,9 +39,11 @@ from quickbooks.objects.item import Item
 from quickbooks.objects.payment import Payment, PaymentLine
 from quickbooks.objects.preferences import Preferences
 from quickbooks.objects.purchase import Purchase
+from quickbooks.objects.taxcode import TaxCode
+from quickbooks.objects.taxrate import TaxRate
 from quickbooks.objects.vendor import Vendor
 
-from tests.fakes.quickbooks import FakeQuickBooks, QueryParser
+from tests.fakes.quickbooks import FakeQuickBooks, QboFault, QueryParser
 
 REALM = "9130350000000001"
 REDIRECT_URI = "https://qbo-actions.test/oauth/quickbooks/callback"
@@ -610,3 +614,576 @@ def test_requests_are_recorded(fake, customer, qb):
     assert query.body == "SELECT * FROM Customer WHERE DisplayName = 'Acme Corp'"
     assert query.query["minorversion"] == "75"
     assert query.header("Content-Type") == "application/text"
+
+
+# --- Countries, tax codes and sales tax -----------------------------------------------------------
+
+COUNTRY_REALMS = {"GB": "9130350000000044", "CA": "9130350000000124", "AU": "9130350000000036"}
+
+
+class Api:
+    """Raw JSON calls to one company, for asserting exact fault codes and elements."""
+
+    def __init__(self, fake, realm_id):
+        token = fake.issue_tokens(realm_id)["access_token"]
+        self.base = f"{fake.api_base}/company/{realm_id}"
+        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+    def post(self, entity, body, **params):
+        return requests.post(
+            f"{self.base}/{entity.lower()}", json=body, params={"minorversion": 75, **params}, headers=self.headers
+        )
+
+    def created(self, entity, body):
+        response = self.post(entity, body)
+        assert response.status_code == 200, response.text
+        return response.json()[entity]
+
+    def get(self, entity, entity_id):
+        return requests.get(f"{self.base}/{entity.lower()}/{entity_id}", headers=self.headers)
+
+    def query(self, sql):
+        response = requests.get(f"{self.base}/query", params={"query": sql}, headers=self.headers)
+        assert response.status_code == 200, response.text
+        return response.json()["QueryResponse"]
+
+
+def fault_of(response) -> dict:
+    assert response.status_code == 400, response.text
+    return response.json()["Fault"]["Error"][0]
+
+
+def qb_client_for(fake, realm_id) -> QuickBooks:
+    tokens = fake.issue_tokens(realm_id)
+    auth_client = AuthClient(
+        fake.client_id,
+        fake.client_secret,
+        REDIRECT_URI,
+        environment=fake.discovery_url,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+        realm_id=realm_id,
+    )
+    return client_for(fake, auth_client)
+
+
+def sales_line(item_id, amount, tax_code=None, **detail) -> dict:
+    line_detail = {"ItemRef": {"value": item_id}, **detail}
+    if tax_code is not None:
+        line_detail["TaxCodeRef"] = {"value": tax_code}
+    return {"DetailType": "SalesItemLineDetail", "Amount": amount, "SalesItemLineDetail": line_detail}
+
+
+@pytest.fixture
+def uk(fake):
+    return fake.add_company(COUNTRY_REALMS["GB"], name="Tea Ltd", country="GB")
+
+
+@pytest.fixture
+def uk_api(fake, uk):
+    return Api(fake, uk.realm_id)
+
+
+@pytest.fixture
+def uk_customer(uk):
+    return uk.add_customer(DisplayName="Crumpet & Co")
+
+
+@pytest.fixture
+def uk_item(uk):
+    return uk.add_item(Name="Darjeeling")
+
+
+def uk_code(uk, name) -> str:
+    return uk.tax_code_named(name)["Id"]
+
+
+EXPECTED_SEEDS = {
+    "US": ("USD", True, ["TAX", "NON", "CustomSalesTax", "Automated Sales Tax"]),
+    "GB": ("GBP", False, ["20.0% S", "5.0% R", "0.0% Z", "Exempt", "No VAT"]),
+    "CA": ("CAD", False, ["HST ON", "GST", "Zero-rated", "Exempt", "Out of Scope"]),
+    "AU": ("AUD", False, ["GST", "GST free", "Out of Scope"]),
+}
+SEEDED_RATES = {
+    "GB": {"20.0% S": 20, "5.0% R": 5, "0.0% Z": 0, "Exempt": 0, "No VAT": None},
+    "CA": {"HST ON": 13, "GST": 5, "Zero-rated": 0, "Exempt": 0, "Out of Scope": None},
+    "AU": {"GST": 10, "GST free": 0, "Out of Scope": None},
+}
+
+
+@pytest.mark.parametrize("country", ["US", "GB", "CA", "AU"])
+def test_each_country_is_seeded_with_its_currency_and_tax_set_up(fake, country):
+    realm = COUNTRY_REALMS.get(country, "9130350000000999")
+    fake.add_company(realm, name=f"{country} Co", country=country)
+    qb = qb_client_for(fake, realm)
+    currency, automated_sales_tax, code_names = EXPECTED_SEEDS[country]
+
+    assert CompanyInfo.get(realm, qb=qb).Country == country
+    preferences = Preferences.get(qb=qb)
+    assert preferences.CurrencyPrefs.HomeCurrency.value == currency
+    assert preferences.CurrencyPrefs.MultiCurrencyEnabled is False
+    assert preferences.TaxPrefs.UsingSalesTax is True
+    assert preferences.TaxPrefs.PartnerTaxEnabled is automated_sales_tax
+
+    codes = TaxCode.all(qb=qb)
+    assert sorted(code.Name for code in codes) == sorted(code_names)
+    if country == "US":
+        pseudo = {(c.Id, c.Taxable, c.TaxGroup) for c in codes if c.Id in ("TAX", "NON")}
+        assert pseudo == {("TAX", True, False), ("NON", False, False)}
+        return
+    rates = {rate.Id: rate for rate in TaxRate.all(qb=qb)}
+    for code in codes:
+        details = code.SalesTaxRateList.TaxRateDetail
+        expected = SEEDED_RATES[country][code.Name]
+        assert code.Active is True and code.TaxGroup is True
+        assert code.Taxable is (expected is not None)
+        assert [rates[d.TaxRateRef.value].RateValue for d in details] == ([] if expected is None else [expected])
+        assert [d.TaxRateRef.value for d in code.PurchaseTaxRateList.TaxRateDetail] == [
+            d.TaxRateRef.value for d in details
+        ]
+
+
+def test_tax_code_and_rate_shapes_reads_and_queries(fake, uk, uk_api):
+    standard = uk.tax_code_named("20.0% S")
+    assert {key: standard[key] for key in ("Name", "Active", "Hidden", "Taxable", "TaxGroup")} == {
+        "Name": "20.0% S",
+        "Active": True,
+        "Hidden": False,
+        "Taxable": True,
+        "TaxGroup": True,
+    }
+    [detail] = standard["SalesTaxRateList"]["TaxRateDetail"]
+    assert (detail["TaxTypeApplicable"], detail["TaxOrder"]) == ("TaxOnAmount", 0)
+    rate = uk_api.get("TaxRate", detail["TaxRateRef"]["value"]).json()["TaxRate"]
+    assert (rate["Name"], rate["RateValue"], rate["Active"], rate["DisplayType"]) == ("20.0% S", 20, True, "ReadOnly")
+    assert rate["SpecialTaxType"] == "NONE" and rate["EffectiveTaxRate"][0]["RateValue"] == 20
+    agency = uk_api.get("TaxAgency", rate["AgencyRef"]["value"]).json()["TaxAgency"]
+    assert agency["DisplayName"] == "HM Revenue & Customs"
+    assert uk_api.get("TaxCode", standard["Id"]).json()["TaxCode"]["Name"] == "20.0% S"
+    assert uk_api.get("TaxCode", "TAX").status_code == 400  # 610: no pseudo-codes outside the US
+
+    by_name = uk_api.query("SELECT * FROM TaxCode WHERE Name = '20.0% s'")["TaxCode"]
+    assert [c["Id"] for c in by_name] == [standard["Id"]]
+    ids = [uk_code(uk, "Exempt"), uk_code(uk, "No VAT")]
+    assert [
+        c["Name"] for c in uk_api.query(f"SELECT * FROM TaxCode WHERE Id IN ('{ids[0]}', '{ids[1]}')")["TaxCode"]
+    ] == [
+        "Exempt",
+        "No VAT",
+    ]
+    assert [c["Name"] for c in uk_api.query("SELECT * FROM TaxCode WHERE Taxable = false")["TaxCode"]] == ["No VAT"]
+    zero_rates = uk_api.query("SELECT * FROM TaxRate WHERE RateValue = 0")["TaxRate"]
+    assert {r["Name"] for r in zero_rates} == {"0.0% Z", "Exempt"}
+    assert {r["SpecialTaxType"] for r in zero_rates} == {"ZERO_RATE"}
+
+    # QBO creates tax codes through its tax service: the fake refuses, loudly, to write them here.
+    assert uk_api.post("TaxCode", {"Name": "Mine"}).status_code == 500
+
+
+def test_inactive_tax_codes_are_listed_and_refused_on_lines(uk, uk_api, uk_customer, uk_item):
+    group = uk.add_tax_code("Import VAT", [5, "2.5"])
+    assert [d["TaxRateRef"]["name"] for d in group["SalesTaxRateList"]["TaxRateDetail"]] == [
+        "Import VAT 5%",
+        "Import VAT 2.5%",
+    ]
+    uk.patch("TaxCode", group["Id"], Active=False)
+    assert "Import VAT" in {c["Name"] for c in uk_api.query("SELECT * FROM TaxCode")["TaxCode"]}
+    active = uk_api.query("SELECT * FROM TaxCode WHERE Active = true")["TaxCode"]
+    assert "Import VAT" not in {c["Name"] for c in active}
+
+    response = uk_api.post(
+        "Invoice", {"CustomerRef": {"value": uk_customer["Id"]}, "Line": [sales_line(uk_item["Id"], 10, group["Id"])]}
+    )
+    error = fault_of(response)
+    assert (error["code"], error["element"]) == ("2500", "Line.SalesItemLineDetail.TaxCodeRef")
+
+
+def test_uk_invoice_computes_tax_per_rate(fake, uk, uk_customer, uk_item):
+    qb = qb_client_for(fake, uk.realm_id)
+    invoice = Invoice()
+    invoice.CustomerRef = ref(uk_customer["Id"])
+    for amount, code in ((10.03, "20.0% S"), (10.03, "20.0% S"), (50, "0.0% Z"), (7, "No VAT")):
+        line = SalesItemLine()
+        line.Amount = amount
+        line.SalesItemLineDetail = SalesItemLineDetail()
+        line.SalesItemLineDetail.ItemRef = ref(uk_item["Id"])
+        line.SalesItemLineDetail.TaxCodeRef = ref(uk_code(uk, code))
+        invoice.Line.append(line)
+    saved = invoice.save(qb=qb)
+
+    standard_rate = uk.tax_code_named("20.0% S")["SalesTaxRateList"]["TaxRateDetail"][0]["TaxRateRef"]["value"]
+    zero_rate = uk.tax_code_named("0.0% Z")["SalesTaxRateList"]["TaxRateDetail"][0]["TaxRateRef"]["value"]
+    stored = uk.get("Invoice", saved.Id)
+    assert stored["GlobalTaxCalculation"] == "TaxExcluded"
+    # One tax line per rate, rounded once on the rate's total (20.06 x 20% = 4.012 -> 4.01, not 2 x 2.01).
+    assert stored["TxnTaxDetail"] == {
+        "TotalTax": 4.01,
+        "TaxLine": [
+            {
+                "Amount": 4.01,
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {
+                    "TaxRateRef": {"value": standard_rate},
+                    "PercentBased": True,
+                    "TaxPercent": 20,
+                    "NetAmountTaxable": 20.06,
+                },
+            },
+            {
+                "Amount": 0.0,
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {
+                    "TaxRateRef": {"value": zero_rate},
+                    "PercentBased": True,
+                    "TaxPercent": 0,
+                    "NetAmountTaxable": 50.0,
+                },
+            },
+        ],
+    }
+    assert [line["Amount"] for line in stored["Line"]] == [10.03, 10.03, 50.0, 7.0, 77.06]  # net; subtotal net
+    assert stored["TotalAmt"] == 81.07 and stored["Balance"] == 81.07
+    assert saved.TxnTaxDetail.TotalTax == 4.01  # python-quickbooks reads it
+    assert saved.TxnTaxDetail.TaxLine[0].TaxLineDetail.TaxRateRef.value == standard_rate
+
+
+def test_tax_inclusive_keeps_lines_net_and_stores_the_gross_amount(uk_api, uk, uk_customer, uk_item):
+    line = sales_line(uk_item["Id"], 100, uk_code(uk, "20.0% S"), Qty=2, UnitPrice=50, TaxInclusiveAmt=120)
+    stored = uk_api.created(
+        "SalesReceipt",
+        {"CustomerRef": {"value": uk_customer["Id"]}, "GlobalTaxCalculation": "TaxInclusive", "Line": [line]},
+    )
+    assert stored["GlobalTaxCalculation"] == "TaxInclusive"
+    assert stored["Line"][0]["Amount"] == 100.0
+    assert stored["Line"][0]["SalesItemLineDetail"]["TaxInclusiveAmt"] == 120.0
+    assert stored["TxnTaxDetail"]["TotalTax"] == 20.0
+    assert stored["TotalAmt"] == 120.0
+
+    error = fault_of(
+        uk_api.post(
+            "Invoice",
+            {"CustomerRef": {"value": uk_customer["Id"]}, "GlobalTaxCalculation": "Gross", "Line": [line]},
+        )
+    )
+    assert (error["code"], error["element"]) == ("2170", "GlobalTaxCalculation")
+
+
+@pytest.mark.parametrize("entity", ["Invoice", "Estimate", "SalesReceipt", "CreditMemo", "RefundReceipt"])
+def test_non_us_sales_lines_need_a_tax_code(uk, uk_api, uk_customer, uk_item, entity):
+    body = {"CustomerRef": {"value": uk_customer["Id"]}, "Line": [sales_line(uk_item["Id"], 10)]}
+    if entity == "RefundReceipt":
+        body["DepositToAccountRef"] = {"value": uk.find("Account", Name="Checking")["Id"]}
+    error = fault_of(uk_api.post(entity, body))
+    assert error == {
+        "Message": "A business validation error has occurred while processing your request",
+        "Detail": "Business Validation Error: Make sure all your transactions have a VAT rate before you save.",
+        "code": "6000",
+        "element": "",
+    }
+    body["Line"] = [sales_line(uk_item["Id"], 10, uk_code(uk, "Exempt"))]
+    assert uk_api.created(entity, body)["TotalAmt"] == 10.0
+
+
+@pytest.mark.parametrize(("country", "words"), [("CA", "a GST/HST rate"), ("AU", "a GST rate")])
+def test_missing_tax_code_fault_names_the_country_tax(fake, country, words):
+    company = fake.add_company(COUNTRY_REALMS[country], name="Maple", country=country)
+    api = Api(fake, company.realm_id)
+    customer, item = company.add_customer(DisplayName="Moose"), company.add_item(Name="Syrup")
+    error = fault_of(
+        api.post("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [sales_line(item["Id"], 5)]})
+    )
+    assert error["code"] == "6000"
+    assert (
+        error["Detail"] == f"Business Validation Error: Make sure all your transactions have {words} before you save."
+    )
+    hst = company.tax_code_named("HST ON" if country == "CA" else "GST")["Id"]
+    invoice = api.created(
+        "Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [sales_line(item["Id"], 5, hst)]}
+    )
+    assert invoice["TotalAmt"] == (5.65 if country == "CA" else 5.5)
+
+
+@pytest.mark.parametrize("code", ["TAX", "NON", "424242"])
+def test_non_us_lines_refuse_us_pseudo_codes_and_unknown_codes(uk_api, uk_customer, uk_item, code):
+    body = {"CustomerRef": {"value": uk_customer["Id"]}, "Line": [sales_line(uk_item["Id"], 10, code)]}
+    error = fault_of(uk_api.post("Invoice", body))
+    assert (error["code"], error["Message"], error["element"]) == (
+        "2500",
+        "Invalid Reference Id",
+        "Line.SalesItemLineDetail.TaxCodeRef",
+    )
+
+
+def test_discount_lines_reduce_the_taxable_amounts(uk_api, uk, uk_customer, uk_item):
+    lines = [
+        sales_line(uk_item["Id"], 100, uk_code(uk, "20.0% S")),
+        {"DetailType": "DiscountLineDetail", "Amount": 10, "DiscountLineDetail": {"PercentBased": False}},
+    ]
+    stored = uk_api.created("Invoice", {"CustomerRef": {"value": uk_customer["Id"]}, "Line": lines})
+    assert stored["TxnTaxDetail"]["TaxLine"][0]["TaxLineDetail"]["NetAmountTaxable"] == 90.0
+    assert (stored["TxnTaxDetail"]["TotalTax"], stored["TotalAmt"]) == (18.0, 108.0)
+
+
+def test_non_us_expenses_are_taxed_with_purchase_rates(uk, uk_api):
+    checking, fees = uk.find("Account", Name="Checking"), uk.find("Account", Name="Bank Charges")
+    line = {
+        "DetailType": "AccountBasedExpenseLineDetail",
+        "Amount": 40,
+        "AccountBasedExpenseLineDetail": {"AccountRef": {"value": fees["Id"]}},
+    }
+    body = {"PaymentType": "Cash", "AccountRef": {"value": checking["Id"]}, "Line": [line]}
+    assert fault_of(uk_api.post("Purchase", body))["Detail"].endswith("have a VAT rate before you save.")
+    line["AccountBasedExpenseLineDetail"]["TaxCodeRef"] = {"value": uk_code(uk, "20.0% S")}
+    purchase = uk_api.created("Purchase", body)
+    assert (purchase["TxnTaxDetail"]["TotalTax"], purchase["TotalAmt"]) == (8.0, 48.0)
+    line["AccountBasedExpenseLineDetail"]["TaxCodeRef"] = {"value": uk_code(uk, "No VAT")}
+    assert uk_api.created("Purchase", body)["TotalAmt"] == 40.0
+
+
+def test_us_automated_sales_tax_taxes_tax_lines_at_the_company_rate(fake, company, customer, item):
+    company.ast_rate = Decimal("7")
+    api = Api(fake, REALM)
+    body = {
+        "CustomerRef": {"value": customer["Id"]},
+        "GlobalTaxCalculation": "TaxInclusive",  # ignored under automated sales tax
+        "TxnTaxDetail": {"TotalTax": 99},  # QBO computes the tax itself
+        "Line": [sales_line(item["Id"], 100.10, "TAX"), sales_line(item["Id"], 50, "NON"), sales_line(item["Id"], 1)],
+    }
+    invoice = api.created("Invoice", body)
+    rate = company.find("TaxRate", Name="Automated Sales Tax")
+    assert rate["RateValue"] == 7
+    assert invoice["TxnTaxDetail"] == {
+        "TotalTax": 7.01,
+        "TxnTaxCodeRef": {"value": company.find("TaxCode", Name="Automated Sales Tax")["Id"]},
+        "TaxLine": [
+            {
+                "Amount": 7.01,
+                "DetailType": "TaxLineDetail",
+                "TaxLineDetail": {
+                    "TaxRateRef": {"value": rate["Id"]},
+                    "PercentBased": True,
+                    "TaxPercent": 7,
+                    "NetAmountTaxable": 100.1,
+                },
+            }
+        ],
+    }
+    assert "GlobalTaxCalculation" not in invoice
+    assert invoice["Line"][2]["SalesItemLineDetail"]["TaxCodeRef"] == {"value": "NON"}
+    assert invoice["TotalAmt"] == 158.11 and invoice["Balance"] == 158.11
+
+    untaxed = api.created("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [sales_line(item["Id"], 80)]})
+    assert (untaxed["TxnTaxDetail"], untaxed["TotalAmt"]) == ({"TotalTax": 0.0}, 80.0)
+
+    error = fault_of(
+        api.post("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [sales_line(item["Id"], 1, rate["Id"])]})
+    )
+    assert error["code"] == "6100"
+
+
+def test_us_pseudo_tax_codes_are_queryable(company, qb):
+    codes = {code.Id: code for code in TaxCode.where("Active = true", qb=qb)}
+    assert {"TAX", "NON", "CustomSalesTax"} <= set(codes)
+    assert (codes["NON"].Taxable, codes["NON"].TaxGroup) == (False, False)
+    assert TaxCode.get("TAX", qb=qb).Name == "TAX"
+
+
+def test_items_carry_taxable(company, qb):
+    assert company.add_item(Name="Plain")["Taxable"] is False
+    assert company.add_item(Name="Taxed", Taxable=True)["Taxable"] is True
+    assert [i.Name for i in Item.where("Name = 'Taxed'", qb=qb) if i.Taxable] == ["Taxed"]
+    with pytest.raises(QboFault) as bad_code:
+        company.add_item(Name="Odd", SalesTaxCodeRef="424242")
+    assert bad_code.value.code == "2500"
+
+
+# --- Currencies -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def multicurrency(uk):
+    uk.enable_currency("EUR")
+    uk.exchange_rates = {"EUR": Decimal("0.85")}
+    return uk
+
+
+def zero_rated_invoice(customer_id, item_id, uk, amount=100, **fields) -> dict:
+    return {
+        "CustomerRef": {"value": customer_id},
+        "Line": [sales_line(item_id, amount, uk_code(uk, "0.0% Z"))],
+        **fields,
+    }
+
+
+def test_company_currency_rows_and_queries(fake, multicurrency, uk_api):
+    uk = multicurrency
+    assert uk.pref("CurrencyPrefs.MultiCurrencyEnabled") is True  # enable_currency turns it on
+    uk.enable_currency("USD", active=False)
+    rows = uk_api.query("SELECT * FROM CompanyCurrency")["CompanyCurrency"]
+    assert [(r["Code"], r["Name"], r["Active"]) for r in rows] == [
+        ("EUR", "Euro", True),
+        ("USD", "United States Dollar", False),
+    ]  # the home currency GBP is not a row
+    active = CompanyCurrency.where("Active = true", qb=qb_client_for(fake, uk.realm_id))
+    assert [(c.Code, c.Name) for c in active] == [("EUR", "Euro")]
+    assert uk_api.get("CompanyCurrency", rows[0]["Id"]).json()["CompanyCurrency"]["Code"] == "EUR"
+    assert uk_api.query("SELECT * FROM CompanyCurrency WHERE Code = 'eur'")["CompanyCurrency"][0]["Id"] == rows[0]["Id"]
+    with pytest.raises(ValueError):
+        uk.enable_currency("GBP")
+
+
+def test_foreign_currency_needs_multicurrency(uk, uk_api, uk_customer, uk_item):
+    euro = {"CurrencyRef": {"value": "EUR"}}
+    for entity, body in (
+        ("Customer", {"DisplayName": "Euro Co", **euro}),
+        ("Invoice", zero_rated_invoice(uk_customer["Id"], uk_item["Id"], uk, **euro)),
+    ):
+        error = fault_of(uk_api.post(entity, body))
+        assert (error["code"], error["element"]) == ("6000", "CurrencyRef")
+        assert "Multicurrency is turned off" in error["Detail"]
+    # The home currency, named or not, is always fine; without multicurrency nothing carries an exchange rate.
+    invoice = uk_api.created(
+        "Invoice",
+        zero_rated_invoice(uk_customer["Id"], uk_item["Id"], uk, CurrencyRef={"value": "GBP"}, ExchangeRate=1),
+    )
+    assert invoice["CurrencyRef"] == {"value": "GBP", "name": "British Pound Sterling"}
+    assert "ExchangeRate" not in invoice and "HomeTotalAmt" not in invoice
+
+
+def test_a_customer_currency_is_set_once_and_may_add_the_currency(multicurrency, uk_api):
+    uk = multicurrency
+    customer = uk_api.created("Customer", {"DisplayName": "Swiss AG", "CurrencyRef": {"value": "CHF"}})
+    assert customer["CurrencyRef"] == {"value": "CHF", "name": "Swiss Franc"}
+    assert uk.company_currency("CHF")["Active"] is True  # QBO adds a name's new currency to the list
+    home = uk_api.created("Customer", {"DisplayName": "Local Ltd"})
+    assert home["CurrencyRef"]["value"] == "GBP"
+
+    kept = uk_api.created(
+        "Customer", {"Id": customer["Id"], "SyncToken": customer["SyncToken"], "DisplayName": "Swiss"}
+    )
+    assert kept["CurrencyRef"]["value"] == "CHF"  # an update that omits CurrencyRef keeps it
+    error = fault_of(
+        uk_api.post(
+            "Customer",
+            {"Id": kept["Id"], "SyncToken": kept["SyncToken"], "DisplayName": "Swiss", "CurrencyRef": {"value": "EUR"}},
+        )
+    )
+    assert (error["code"], error["element"]) == ("6000", "CurrencyRef")
+
+    uk.enable_currency("EUR", active=False)
+    error = fault_of(uk_api.post("Customer", {"DisplayName": "Paris SA", "CurrencyRef": {"value": "EUR"}}))
+    assert (error["code"], error["element"]) == ("2500", "CurrencyRef")
+
+
+def test_sales_documents_are_in_their_customer_currency(multicurrency, uk_api, uk_item):
+    uk = multicurrency
+    euro_customer = uk.add_customer(DisplayName="Berlin GmbH", CurrencyRef="EUR")
+    pound_customer = uk.add_customer(DisplayName="Leeds Ltd")
+
+    missing = fault_of(uk_api.post("Invoice", zero_rated_invoice(euro_customer["Id"], uk_item["Id"], uk)))
+    assert (missing["code"], missing["element"]) == ("2020", "CurrencyRef")  # required with multicurrency
+    mismatch = fault_of(
+        uk_api.post(
+            "Invoice", zero_rated_invoice(pound_customer["Id"], uk_item["Id"], uk, CurrencyRef={"value": "EUR"})
+        )
+    )
+    assert (mismatch["code"], mismatch["element"]) == ("6000", "CurrencyRef")
+    assert "must be the same as the customer's currency (GBP)" in mismatch["Detail"]
+    not_listed = fault_of(
+        uk_api.post("Invoice", zero_rated_invoice(euro_customer["Id"], uk_item["Id"], uk, CurrencyRef={"value": "JPY"}))
+    )
+    assert (not_listed["code"], not_listed["element"]) == ("2500", "CurrencyRef")
+
+    invoice = uk_api.created(
+        "Invoice", zero_rated_invoice(euro_customer["Id"], uk_item["Id"], uk, 100.10, CurrencyRef={"value": "EUR"})
+    )
+    assert invoice["CurrencyRef"] == {"value": "EUR", "name": "Euro"}
+    assert (invoice["ExchangeRate"], invoice["TotalAmt"], invoice["HomeTotalAmt"]) == (0.85, 100.1, 85.09)
+    assert invoice["HomeBalance"] == 85.09
+
+    given = uk_api.created(
+        "SalesReceipt",
+        zero_rated_invoice(euro_customer["Id"], uk_item["Id"], uk, 200, CurrencyRef={"value": "EUR"}, ExchangeRate=0.9),
+    )
+    assert (given["ExchangeRate"], given["HomeTotalAmt"]) == (0.9, 180.0)
+    pounds = uk_api.created(
+        "Estimate",
+        zero_rated_invoice(pound_customer["Id"], uk_item["Id"], uk, 40, CurrencyRef={"value": "GBP"}, ExchangeRate=3),
+    )
+    assert (pounds["ExchangeRate"], pounds["HomeTotalAmt"]) == (1.0, 40.0)  # home currency: always 1
+
+
+def test_deposit_and_payment_accounts_follow_the_transaction_currency(multicurrency, uk_api, uk_item):
+    uk = multicurrency
+    euro_customer = uk.add_customer(DisplayName="Lyon SARL", CurrencyRef="EUR")
+    euro_bank = uk.add_account("Euro Current", "Bank", CurrencyRef="EUR")
+    uk.enable_currency("USD")
+    dollar_bank = uk.add_account("Dollar Current", "Bank", CurrencyRef="USD")
+    invoice = uk_api.created(
+        "Invoice", zero_rated_invoice(euro_customer["Id"], uk_item["Id"], uk, 50, CurrencyRef={"value": "EUR"})
+    )
+    payment = {
+        "CustomerRef": {"value": euro_customer["Id"]},
+        "CurrencyRef": {"value": "EUR"},
+        "TotalAmt": 50,
+        "Line": [{"Amount": 50, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+        "DepositToAccountRef": {"value": dollar_bank["Id"]},
+    }
+    wrong_account = fault_of(uk_api.post("Payment", payment))
+    assert (wrong_account["code"], wrong_account["element"]) == ("6000", "DepositToAccountRef")
+    pounds = fault_of(uk_api.post("Payment", {**payment, "CurrencyRef": {"value": "GBP"}}))
+    assert (pounds["code"], pounds["element"]) == ("6000", "CurrencyRef")
+    missing = fault_of(uk_api.post("Payment", {key: v for key, v in payment.items() if key != "CurrencyRef"}))
+    assert missing["code"] == "2020"
+
+    paid = uk_api.created("Payment", {**payment, "DepositToAccountRef": {"value": euro_bank["Id"]}})
+    assert (paid["ExchangeRate"], paid["UnappliedAmt"]) == (0.85, 0.0)
+    assert uk.get("Invoice", invoice["Id"])["HomeBalance"] == 0.0
+    undeposited = uk_api.created(
+        "SalesReceipt",
+        zero_rated_invoice(euro_customer["Id"], uk_item["Id"], uk, 5, CurrencyRef={"value": "EUR"}),
+    )
+    assert undeposited["DepositToAccountRef"]["name"] == "Undeposited Funds"  # home currency: fine
+
+
+def test_expenses_match_their_account_and_vendor_currency(multicurrency, uk_api):
+    uk = multicurrency
+    euro_bank = uk.add_account("Euro Current", "Bank", CurrencyRef="EUR")
+    euro_vendor = uk.add_vendor(DisplayName="Rome SpA", CurrencyRef="EUR")
+    pound_vendor = uk.add_vendor(DisplayName="York Ltd")
+    line = {
+        "DetailType": "AccountBasedExpenseLineDetail",
+        "Amount": 20,
+        "AccountBasedExpenseLineDetail": {
+            "AccountRef": {"value": uk.find("Account", Name="Bank Charges")["Id"]},
+            "TaxCodeRef": {"value": uk_code(uk, "Exempt")},
+        },
+    }
+    body = {
+        "PaymentType": "Cash",
+        "AccountRef": {"value": euro_bank["Id"]},
+        "EntityRef": {"value": euro_vendor["Id"], "type": "Vendor"},
+        "CurrencyRef": {"value": "EUR"},
+        "Line": [line],
+    }
+    no_currency = fault_of(uk_api.post("Purchase", {k: v for k, v in body.items() if k != "CurrencyRef"}))
+    assert (no_currency["code"], no_currency["element"]) == ("6000", "AccountRef")  # GBP expense, EUR account
+    other_vendor = fault_of(uk_api.post("Purchase", {**body, "EntityRef": {"value": pound_vendor["Id"]}}))
+    assert (other_vendor["code"], other_vendor["element"]) == ("6000", "EntityRef")
+    purchase = uk_api.created("Purchase", body)
+    assert (purchase["CurrencyRef"]["value"], purchase["ExchangeRate"], purchase["TotalAmt"]) == ("EUR", 0.85, 20.0)
+
+    income = fault_of(
+        uk_api.post("Account", {"Name": "Euro Sales", "AccountType": "Income", "CurrencyRef": {"value": "EUR"}})
+    )
+    assert (income["code"], income["element"]) == ("6000", "CurrencyRef")
+
+
+def test_names_cannot_be_queried_by_currency(multicurrency, uk_api):
+    response = requests.get(
+        f"{uk_api.base}/query",
+        params={"query": "SELECT * FROM Customer WHERE CurrencyRef = 'EUR'"},
+        headers=uk_api.headers,
+    )
+    error = fault_of(response)
+    assert error["code"] == "4001" and "property 'CurrencyRef' is not queryable" in error["Detail"]

@@ -64,7 +64,7 @@ EXPECTED = {
     ("create_sales_receipt", "QUOTE"): (5, 3, 5, 5),
     ("create_sales_receipt", "COMMERCE_PAYMENT"): (6, 4, 5, 5),
     ("create_paid_invoice", "COMMERCE_PAYMENT"): (7, 5, 5, 5),
-    ("create_expense", "COMMERCE_PAYMENT"): (4, 3, 1, 1),
+    ("create_expense", "COMMERCE_PAYMENT"): (5, 3, 1, 1),
     ("create_refund_receipt", "COMMERCE_PAYMENT"): (6, 4, 5, 5),
 }
 
@@ -118,7 +118,13 @@ EXPECTED_CALLS = {
         ["POST /invoice", "POST /payment"], "COMMERCE_PAYMENT", payment=True
     ),
     ("create_expense", "COMMERCE_PAYMENT"): (
-        ["GET /account/{id}", "POST /batch [Customer, Vendor, Employee]", "POST /vendor", "POST /purchase"],
+        [
+            "GET /account/{id}",
+            "GET /preferences",  # the company's currencies; cached per process afterwards
+            "POST /batch [Customer, Vendor, Employee]",
+            "POST /vendor",
+            "POST /purchase",
+        ],
         ["GET /account/{id}", "GET /vendor/{id}", "POST /purchase"],
         ["GET commerce_payments/{id}"],
         ["GET commerce_payments/{id}"],

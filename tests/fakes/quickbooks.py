@@ -20,6 +20,14 @@ Test knobs beyond the API: fake.next_consent_realm, fake.refresh_count, company.
 giving "today" for TxnDate/DueDate), company.patch() (an edit made in QBO: bumps SyncToken),
 company.find(entity, **fields), company.set_pref().
 
+Countries: add_company(country="US" | "GB" | "CA" | "AU") seeds the home currency (USD, GBP, CAD, AUD) and
+the tax set-up. US companies use automated sales tax: lines say TAX or NON and TAX lines are taxed at
+company.ast_rate (default 8.25). Elsewhere every sales line names one of the company's TaxCodes (seeded
+per country; company.add_tax_code(name, rate_percent), company.tax_code_named(name)) and QBO computes
+TxnTaxDetail per tax rate; lines stay net, TotalAmt includes the tax. Multicurrency:
+company.enable_currency("EUR") (a CompanyCurrency; turns multicurrency on), company.exchange_rates
+({"EUR": Decimal("1.08")}) for transactions that omit ExchangeRate.
+
 Leniencies, on purpose: entity names in queries match case-insensitively; MAXRESULTS above 1000 is
 capped, not rejected; "ORDER BY" is accepted like "ORDERBY" (python-quickbooks' all() sends it).
 """
@@ -226,6 +234,7 @@ FIRST_DOC_NUMBER = 1001
 REVENUE_RECOGNITION_DOCUMENTS = frozenset(("Invoice", "SalesReceipt", "Estimate"))
 ITEM_TYPES = ("Service", "NonInventory", "Inventory")
 PURCHASE_PAYMENT_TYPES = ("Cash", "Check", "CreditCard")
+EXPENSE_LINE_DETAILS = ("AccountBasedExpenseLineDetail", "ItemBasedExpenseLineDetail")
 ACCOUNT_CLASSIFICATION = {
     "Bank": "Asset",
     "Other Current Asset": "Asset",
@@ -340,6 +349,7 @@ COUNTRY_SETUPS = {
     ),
 }
 SYSTEM_FIELDS = ("Id", "SyncToken", "MetaData", "domain", "sparse")
+AST_RATE_NAME = "Automated Sales Tax"  # the fake's stand-in for the jurisdiction code/rate AST creates
 
 # Properties a WHERE/ORDERBY may use. QBO rejects the others with 4001 "not queryable"
 # (notably PrimaryEmailAddr.Address anywhere and Vendor.PrimaryEmailAddr).
@@ -467,6 +477,12 @@ def currency_ref(code: str) -> dict:
     return {"value": code, "name": CURRENCY_NAMES.get(code, code)}
 
 
+def currency_code_of(record: dict | None) -> str:
+    """The code in a record's CurrencyRef ("" when it has none)."""
+    ref = (record or {}).get("CurrencyRef")
+    return str(ref.get("value") or "") if isinstance(ref, dict) else ""
+
+
 def default_preferences(country: str = "US") -> dict:
     """A new company's preferences. US companies use automated sales tax (PartnerTaxEnabled); the others
     track VAT/GST with tax codes."""
@@ -504,7 +520,10 @@ def default_preferences(country: str = "US") -> dict:
         },
         "VendorAndPurchasesPrefs": {"TrackingByCustomer": True, "BillableExpenseTracking": True},
         "TaxPrefs": {"UsingSalesTax": True, "PartnerTaxEnabled": country == "US"},
-        "CurrencyPrefs": {"MultiCurrencyEnabled": False, "HomeCurrency": currency_ref(COUNTRY_SETUPS[country].currency)},
+        "CurrencyPrefs": {
+            "MultiCurrencyEnabled": False,
+            "HomeCurrency": currency_ref(COUNTRY_SETUPS[country].currency),
+        },
         "ReportPrefs": {"ReportBasis": "Accrual", "CalcAgingReportFromTxnDate": False},
     }
 
@@ -1008,15 +1027,98 @@ class EntityRules:
     def _txn_date(self, doc: dict) -> None:
         doc["TxnDate"] = check_date(doc.get("TxnDate") or self.company.today().isoformat(), "TxnDate")
 
-    def _currency(self, doc: dict, *, required_with_multicurrency: bool = False) -> None:
-        if (
-            required_with_multicurrency
-            and self.company.pref("CurrencyPrefs.MultiCurrencyEnabled")
-            and not doc.get("CurrencyRef")
-        ):
+    # -- currencies ----------------------------------------------------------------------------
+
+    def _currency(
+        self,
+        doc: dict,
+        *,
+        required_with_multicurrency: bool = False,
+        existing: dict | None = None,
+        adds_to_list: bool = False,
+    ) -> str:
+        """Check and normalise doc["CurrencyRef"]; returns its code. Absent: the stored record's currency on an
+        update, else the home currency. A name's or account's currency is fixed once set. adds_to_list: a
+        Customer/Vendor naming a currency missing from the company's list adds it (Intuit's Customer reference:
+        "If specified currency is not currently in the company's currency list, it is added")."""
+        given = currency_code_of(doc)
+        if required_with_multicurrency and self.company.multicurrency and not given:
             raise required_param_missing("CurrencyRef")
-        home = (self.company.pref("CurrencyPrefs.HomeCurrency") or {}).get("value", "USD")
-        doc["CurrencyRef"] = currency_ref(str(doc.get("CurrencyRef", {}).get("value") or home))
+        home = self.company.home_currency
+        fixed = currency_code_of(existing) if existing else ""
+        code = given or fixed or home
+        if fixed and code != fixed:
+            # UNCONFIRMED: code and wording; Intuit documents Customer.CurrencyRef as "Once set, it cannot be changed".
+            raise business_validation_error(
+                f"You can't change the currency of this record from {fixed} to {code} once it has been set.",
+                "CurrencyRef",
+            )
+        if code != home and code != fixed:
+            self._foreign_currency_allowed(code, adds_to_list=adds_to_list)
+        doc["CurrencyRef"] = currency_ref(code)
+        return code
+
+    def _foreign_currency_allowed(self, code: str, *, adds_to_list: bool) -> None:
+        if not self.company.multicurrency:
+            # UNCONFIRMED: code and wording for a foreign CurrencyRef in a company without multicurrency.
+            raise business_validation_error(
+                f"Multicurrency is turned off in this company: use its home currency "
+                f"{self.company.home_currency}, not {code}.",
+                "CurrencyRef",
+            )
+        row = self.company.company_currency(code)
+        if row is None and adds_to_list and code in CURRENCY_NAMES:
+            self.company.enable_currency(code)
+            return
+        if row is None or not row.get("Active", True):
+            # UNCONFIRMED: a currency that is neither home nor an active CompanyCurrency taken as a bad reference.
+            raise QboFault(
+                "2500",
+                "Invalid Reference Id",
+                f"Invalid Reference Id : Currency {code} is not in this company's active currency list.",
+                "CurrencyRef",
+            )
+
+    def _same_currency(self, currency: str, record: dict | None, what: str, element: str) -> None:
+        """A transaction is in its customer's / vendor's / account's currency."""
+        if record is None:
+            return
+        theirs = currency_code_of(record) or self.company.home_currency
+        if theirs != currency:
+            # UNCONFIRMED: code and wording of QBO's currency mismatch between a transaction and its name/account.
+            raise business_validation_error(
+                f"The transaction currency ({currency}) must be the same as the {what}'s currency ({theirs}).",
+                element,
+            )
+
+    def _account_in_currency(self, account: dict | None, currency: str, element: str) -> None:
+        """A deposit account holds the home currency or the transaction's."""
+        if account is None:
+            return
+        theirs = currency_code_of(account) or self.company.home_currency
+        if theirs not in (self.company.home_currency, currency):
+            # UNCONFIRMED in QBO; the wording is QuickBooks Desktop's for the same rule.
+            raise business_validation_error(
+                "The currency of the account must be either in home currency or the transaction currency.", element
+            )
+
+    def _exchange_rate(self, doc: dict, currency: str) -> Decimal | None:
+        """ExchangeRate (home units per foreign unit) of a multicurrency transaction: as sent, else the company's
+        table (company.exchange_rates), 1 for the home currency. Without multicurrency there is none."""
+        if not self.company.multicurrency:
+            for key in ("ExchangeRate", "HomeTotalAmt", "HomeBalance"):
+                doc.pop(key, None)
+            return None
+        if currency == self.company.home_currency:
+            rate = Decimal(1)
+        elif not _is_absent(doc.get("ExchangeRate")):
+            rate = to_decimal(doc["ExchangeRate"], "ExchangeRate")
+            if rate <= 0:
+                raise invalid_property("ExchangeRate", doc["ExchangeRate"])
+        else:
+            rate = Decimal(str(self.company.exchange_rates.get(currency, 1)))
+        doc["ExchangeRate"] = float(rate)
+        return rate
 
     @staticmethod
     def _amount(container: dict, element: str) -> Decimal:
@@ -1057,10 +1159,12 @@ class EntityRules:
             self._keep_read_only(doc, existing, {"Balance": 0, "BalanceWithJobs": 0})
             self.reference(doc, "SalesTermRef", "Term")
             self.reference(doc, "PaymentMethodRef", "PaymentMethod")
-            self._currency(doc)
+            self._currency(doc, existing=existing, adds_to_list=True)  # last: it may add a CompanyCurrency
         elif entity == "Vendor":
             self._keep_read_only(doc, existing, {"Balance": 0})
             self.reference(doc, "TermRef", "Term")
+            # UNCONFIRMED: Vendors taken to add a missing currency to the list as Intuit documents for Customers.
+            self._currency(doc, existing=existing, adds_to_list=True)
         return doc
 
     # -- lists ---------------------------------------------------------------------------------
@@ -1091,9 +1195,14 @@ class EntityRules:
             check_date(doc["InvStartDate"], "InvStartDate")
             doc.setdefault("QtyOnHand", 0)
             doc["TrackQtyOnHand"] = True
+        # Default tax codes of the item (non-US: TaxCode ids; US: TAX/NON). The fake never copies them onto lines
+        # that lack a TaxCodeRef (UNCONFIRMED whether QBO does): send the line's code.
+        self.reference(doc, "SalesTaxCodeRef", "TaxCode")
+        self.reference(doc, "PurchaseTaxCodeRef", "TaxCode")
         doc["FullyQualifiedName"] = name
         doc.setdefault("Active", True)
         doc.setdefault("UnitPrice", 0)
+        doc.setdefault("Taxable", False)  # US: subject to sales tax; python-quickbooks always sends it
         return doc
 
     def _account(self, doc: dict, existing: dict | None) -> dict:
@@ -1113,11 +1222,18 @@ class EntityRules:
         if account_type not in ACCOUNT_CLASSIFICATION:
             raise invalid_enumeration("AccountType", account_type)
         doc["Classification"] = ACCOUNT_CLASSIFICATION[account_type]
+        given = currency_code_of(doc)
+        if given and given != self.company.home_currency and account_type not in FOREIGN_CURRENCY_ACCOUNT_TYPES:
+            # UNCONFIRMED: code and wording; Intuit: only bank, credit card, AR and AP accounts take a currency.
+            raise business_validation_error(
+                f"A {account_type} account is always in the home currency {self.company.home_currency}.",
+                "CurrencyRef",
+            )
         doc["FullyQualifiedName"] = name
         doc.setdefault("Active", True)
         doc.setdefault("SubAccount", False)
         self._keep_read_only(doc, existing, {"CurrentBalance": 0, "CurrentBalanceWithSubAccounts": 0})
-        self._currency(doc)
+        self._currency(doc, existing=existing)
         return doc
 
     def _term(self, doc: dict, existing: dict | None) -> dict:
@@ -1152,14 +1268,18 @@ class EntityRules:
     # -- sales documents -----------------------------------------------------------------------
 
     def _sales_document(self, entity: str, doc: dict, existing: dict | None) -> dict:
-        self.reference(doc, "CustomerRef", "Customer", required=True)
-        self._currency(doc, required_with_multicurrency=True)
-        lines, total = self._sales_lines(entity, doc)
+        customer = self.reference(doc, "CustomerRef", "Customer", required=True)
+        currency = self._currency(doc, required_with_multicurrency=True)
+        self._same_currency(currency, customer, "customer", "CurrencyRef")
+        mode = self._global_tax_calculation(doc)
+        lines, net_total = self._sales_lines(entity, doc, mode)
+        tax_detail, tax = self._tax_detail(lines, ("SalesItemLineDetail",), "SalesTaxRateList", mode)
         self.reference(doc, "SalesTermRef", "Term")
         self.reference(doc, "PaymentMethodRef", "PaymentMethod")
         if entity in ("SalesReceipt", "RefundReceipt"):
             # A refund must say which account paid it out; a sales receipt defaults to Undeposited Funds.
-            self.reference(doc, "DepositToAccountRef", "Account", required=entity == "RefundReceipt")
+            account = self.reference(doc, "DepositToAccountRef", "Account", required=entity == "RefundReceipt")
+            self._account_in_currency(account, currency, "DepositToAccountRef")
             if entity == "SalesReceipt" and "DepositToAccountRef" not in doc:
                 doc["DepositToAccountRef"] = self.company.undeposited_funds_ref()
         self._linked_transactions(doc)
@@ -1168,11 +1288,17 @@ class EntityRules:
             if doc.get(element):
                 check_date(doc[element], element)
         self._doc_number(entity, doc, existing)
-        subtotal = {"Amount": float(total), "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}
+        # Lines and the subtotal stay net of tax; TotalAmt adds the tax QBO computed (TaxExcluded or TaxInclusive).
+        subtotal = {"Amount": float(net_total), "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}
         doc["Line"] = lines + [subtotal]
+        doc["TxnTaxDetail"] = tax_detail  # QBO computes it: whatever the client sent is replaced
+        total = net_total + tax
         doc["TotalAmt"] = float(total)
-        for key in ("HomeBalance", "HomeTotalAmt"):  # echoed zeros from python-quickbooks; multicurrency only
+        for key in ("HomeBalance", "HomeTotalAmt"):  # echoed zeros from python-quickbooks; recomputed below
             doc.pop(key, None)
+        rate = self._exchange_rate(doc, currency)
+        if rate is not None:
+            doc["HomeTotalAmt"] = float(money(total * rate))
         self._sales_document_specifics(entity, doc, total, existing)
         return doc
 
@@ -1188,27 +1314,31 @@ class EntityRules:
         elif entity == "CreditMemo":
             doc["Balance"] = float(total)
             doc["RemainingCredit"] = float(total)
+            if "ExchangeRate" in doc:
+                doc["HomeBalance"] = float(money(total * Decimal(str(doc["ExchangeRate"]))))
         else:
             doc["Balance"] = 0.0
+            if "ExchangeRate" in doc:
+                doc["HomeBalance"] = 0.0
 
-    def _sales_lines(self, entity: str, doc: dict) -> tuple[list[dict], Decimal]:
+    def _sales_lines(self, entity: str, doc: dict, mode: str) -> tuple[list[dict], Decimal]:
         # QBO recomputes the subtotal line, so a read-modify-save round trip must not duplicate it.
         lines = [line for line in doc.get("Line", []) if line.get("DetailType") != "SubTotalLineDetail"]
         if not lines:
             raise required_param_missing("Line")
         total = Decimal("0")
         for number, line in enumerate(lines, start=1):
-            total += self._sales_line(entity, line, total)
+            total += self._sales_line(entity, line, total, mode)
             line["Id"] = str(number)
             line["LineNum"] = number
         return lines, money(total)
 
-    def _sales_line(self, entity: str, line: dict, running_total: Decimal) -> Decimal:
+    def _sales_line(self, entity: str, line: dict, running_total: Decimal, mode: str) -> Decimal:
         detail_type = line.get("DetailType")
         if not detail_type:
             raise required_param_missing("Line.DetailType")
         if detail_type == "SalesItemLineDetail":
-            return self._sales_item_line(entity, line)
+            return self._sales_item_line(entity, line, mode)
         if detail_type == "DiscountLineDetail":
             return -self._discount_line(line, running_total)
         if detail_type == "DescriptionOnly":
@@ -1217,7 +1347,7 @@ class EntityRules:
             return self._amount(line, "Line.Amount")
         raise invalid_enumeration("Line.DetailType", detail_type)
 
-    def _sales_item_line(self, entity: str, line: dict) -> Decimal:
+    def _sales_item_line(self, entity: str, line: dict, mode: str) -> Decimal:
         detail = line.get("SalesItemLineDetail")
         if not isinstance(detail, dict):
             raise required_param_missing("Line.SalesItemLineDetail")
@@ -1225,7 +1355,10 @@ class EntityRules:
         self.reference(detail, "ItemRef", "Item", required=True, element="Line.SalesItemLineDetail.ItemRef")
         self._qty_times_price(detail, amount)
         self._service_date(entity, detail)
-        self._line_tax_code(detail)
+        self._line_tax_code(detail, mode, "Line.SalesItemLineDetail.TaxCodeRef")
+        if not _is_absent(detail.get("TaxInclusiveAmt")):
+            # The gross amount of a TaxInclusive line: kept as sent, informational (Amount is the net).
+            detail["TaxInclusiveAmt"] = float(money(to_decimal(detail["TaxInclusiveAmt"], "TaxInclusiveAmt")))
         return amount
 
     @staticmethod
@@ -1257,19 +1390,93 @@ class EntityRules:
                 "Enter a service date for the line for revenue recognition.", "Line.SalesItemLineDetail.ServiceDate"
             )
 
-    def _line_tax_code(self, detail: dict) -> None:
-        if self.company.country != "US":
+    # -- tax -----------------------------------------------------------------------------------
+
+    def _global_tax_calculation(self, doc: dict) -> str:
+        """TaxExcluded (the default), TaxInclusive or NotApplicable; automated US sales tax ignores it."""
+        value = doc.get("GlobalTaxCalculation")
+        if value is not None and value not in GLOBAL_TAX_CALCULATIONS:
+            raise invalid_enumeration("GlobalTaxCalculation", value)
+        if self.company.country == "US":
+            doc.pop("GlobalTaxCalculation", None)
+            return "TaxExcluded"
+        doc["GlobalTaxCalculation"] = value or "TaxExcluded"
+        return doc["GlobalTaxCalculation"]
+
+    def _line_tax_code(self, detail: dict, mode: str, element: str) -> None:
+        """US: TAX or NON (absent = NON). Elsewhere: an existing, active TaxCode of the company, required."""
+        ref = detail.get("TaxCodeRef")
+        code = ref.get("value") if isinstance(ref, dict) else None
+        if self.company.country == "US":
+            if code is None:
+                detail["TaxCodeRef"] = {"value": "NON"}
+            elif code not in US_LINE_TAX_CODES:
+                raise QboFault(
+                    "6100",
+                    "Invalid Line TaxCode",
+                    f"Invalid line TaxCode {code}: US companies use TAX or NON.",
+                    element,
+                )
             return
-        code = detail.get("TaxCodeRef", {}).get("value")
         if code is None:
-            detail["TaxCodeRef"] = {"value": "NON"}
-        elif code not in US_LINE_TAX_CODES:
-            raise QboFault(
-                "6100",
-                "Invalid Line TaxCode",
-                f"Invalid line TaxCode {code}: US companies use TAX or NON.",
-                "Line.SalesItemLineDetail.TaxCodeRef",
+            if mode == "NotApplicable":
+                return  # UNCONFIRMED: amounts "out of scope of tax" taken to need no line tax codes
+            raise business_validation_error(COUNTRY_SETUPS[self.company.country].missing_tax_code)
+        record = self.company.lookup("TaxCode", str(code))  # TAX/NON do not exist outside the US
+        if record is None or not record.get("Active", True):
+            raise invalid_reference(element)
+        detail["TaxCodeRef"] = {"value": record["Id"]}
+
+    def _tax_detail(
+        self, lines: list[dict], detail_keys: tuple[str, ...], rate_list: str, mode: str
+    ) -> tuple[dict, Decimal]:
+        """The TxnTaxDetail QBO computes, and its TotalTax: one TaxLine per tax rate, the tax being the sum of
+        the net line amounts carrying that rate times the rate, rounded half up to cents. US companies with
+        automated sales tax tax the TAX lines at company.ast_rate."""
+        bases: dict[str, Decimal] = {}  # TaxRate id -> net amount taxed at it
+        percents: dict[str, Decimal] = {}
+        items = [line for line in lines if line.get("DetailType") in detail_keys]
+        us = self.company.country == "US"
+        if us:
+            if not self.company.pref("TaxPrefs.PartnerTaxEnabled"):
+                return {"TotalTax": 0.0}, Decimal(0)  # legacy (manual) US sales tax: not modelled, no tax
+            rate = self.company.ast_tax_rate()
+            for line in items:
+                if line[line["DetailType"]].get("TaxCodeRef", {}).get("value") == "TAX":
+                    bases[rate["Id"]] = bases.get(rate["Id"], Decimal(0)) + Decimal(str(line["Amount"]))
+                    percents[rate["Id"]] = self.company.ast_rate
+        elif mode != "NotApplicable":
+            for line in items:
+                code_id = str(line[line["DetailType"]].get("TaxCodeRef", {}).get("value", ""))
+                code = self.company.lookup("TaxCode", code_id) or {}
+                for rate_detail in (code.get(rate_list) or {}).get("TaxRateDetail", []):
+                    rate = self.company.lookup("TaxRate", str(rate_detail["TaxRateRef"]["value"]))
+                    bases[rate["Id"]] = bases.get(rate["Id"], Decimal(0)) + Decimal(str(line["Amount"]))
+                    percents[rate["Id"]] = Decimal(str(rate["RateValue"]))
+        factor = _discount_factor(lines, items)
+        tax_lines, total_tax = [], Decimal(0)
+        for rate_id, base in bases.items():
+            net = money(base * factor)
+            tax = money(net * percents[rate_id] / 100)
+            total_tax += tax
+            tax_lines.append(
+                {
+                    "Amount": float(tax),
+                    "DetailType": "TaxLineDetail",
+                    "TaxLineDetail": {
+                        "TaxRateRef": {"value": rate_id},
+                        "PercentBased": True,
+                        "TaxPercent": float(percents[rate_id]),
+                        "NetAmountTaxable": float(net),
+                    },
+                }
             )
+        detail: dict = {"TotalTax": float(total_tax)}
+        if us and tax_lines:
+            detail["TxnTaxCodeRef"] = {"value": self.company.ast_tax_code()["Id"]}
+        if tax_lines:
+            detail["TaxLine"] = tax_lines
+        return detail, total_tax
 
     @staticmethod
     def _discount_line(line: dict, running_total: Decimal) -> Decimal:
@@ -1319,6 +1526,9 @@ class EntityRules:
 
     def _payment(self, doc: dict, existing: dict | None) -> dict:
         customer = self.reference(doc, "CustomerRef", "Customer", required=True)
+        # UNCONFIRMED: CurrencyRef required with multicurrency on, as on sales documents.
+        currency = self._currency(doc, required_with_multicurrency=True)
+        self._same_currency(currency, customer, "customer", "CurrencyRef")
         if _is_absent(doc.get("TotalAmt")):
             raise required_param_missing("TotalAmt")
         total = money(to_decimal(doc["TotalAmt"], "TotalAmt"))
@@ -1330,10 +1540,11 @@ class EntityRules:
                 "The amount applied to transactions cannot exceed the payment's TotalAmt.", "TotalAmt"
             )
         self.reference(doc, "PaymentMethodRef", "PaymentMethod")
-        self.reference(doc, "DepositToAccountRef", "Account")
+        account = self.reference(doc, "DepositToAccountRef", "Account")
+        self._account_in_currency(account, currency, "DepositToAccountRef")
         doc.setdefault("DepositToAccountRef", self.company.undeposited_funds_ref())
-        self._currency(doc)
         self._txn_date(doc)
+        self._exchange_rate(doc, currency)
         doc["TotalAmt"] = float(total)
         doc["UnappliedAmt"] = float(total - applied)
         return doc
@@ -1371,21 +1582,30 @@ class EntityRules:
                 f"{' or '.join(PURCHASE_ACCOUNT_TYPES[payment_type])} account.",
                 "AccountRef",
             )
-        self.reference(doc, "EntityRef", NAME_LIST_ENTITIES)
+        payee = self.reference(doc, "EntityRef", NAME_LIST_ENTITIES)
         self.reference(doc, "PaymentMethodRef", "PaymentMethod")
+        currency = self._currency(doc)
+        self._same_currency(currency, account, "account", "AccountRef")
+        self._same_currency(currency, payee, "payee", "EntityRef")  # employees are always in the home currency
+        mode = self._global_tax_calculation(doc)
         lines = doc.get("Line", [])
         if not lines:
             raise required_param_missing("Line")
-        total = sum((self._expense_line(number, line) for number, line in enumerate(lines, start=1)), Decimal("0"))
+        net = sum((self._expense_line(number, line, mode) for number, line in enumerate(lines, start=1)), Decimal(0))
         if doc.get("DocNumber") and len(str(doc["DocNumber"])) > 21:
             raise string_length_error("DocNumber", str(doc["DocNumber"]), 21)
-        self._currency(doc)
+        tax = Decimal(0)
+        if self.company.country != "US":  # US expenses carry no sales tax here
+            doc["TxnTaxDetail"], tax = self._tax_detail(lines, EXPENSE_LINE_DETAILS, "PurchaseTaxRateList", mode)
+        else:
+            doc.pop("TxnTaxDetail", None)
         self._txn_date(doc)
+        self._exchange_rate(doc, currency)
         doc.setdefault("Credit", False)
-        doc["TotalAmt"] = float(money(total))
+        doc["TotalAmt"] = float(money(net) + tax)
         return doc
 
-    def _expense_line(self, number: int, line: dict) -> Decimal:
+    def _expense_line(self, number: int, line: dict, mode: str) -> Decimal:
         detail_type = line.get("DetailType")
         if detail_type == "AccountBasedExpenseLineDetail":
             detail = line.get(detail_type) or {}
@@ -1402,9 +1622,26 @@ class EntityRules:
         else:
             raise invalid_enumeration("Line.DetailType", detail_type)
         self.reference(detail, "CustomerRef", "Customer")
+        if self.company.country != "US":
+            # UNCONFIRMED: expense lines outside the US taken to need a tax code like sales lines
+            # ("Make sure all your transactions have a VAT rate"); US expense lines are not checked.
+            self._line_tax_code(detail, mode, f"Line.{detail_type}.TaxCodeRef")
         line["Id"] = str(number)
         line["LineNum"] = number
         return self._amount(line, "Line.Amount")
+
+
+def _discount_factor(lines: list[dict], items: list[dict]) -> Decimal:
+    """The share of the item lines left after discount lines: the taxable amounts shrink in proportion.
+    UNCONFIRMED: how QBO spreads a document discount over tax rates (the fake prorates it)."""
+    gross = sum((Decimal(str(line["Amount"])) for line in items), Decimal(0))
+    discount = sum(
+        (Decimal(str(line.get("Amount", 0))) for line in lines if line.get("DetailType") == "DiscountLineDetail"),
+        Decimal(0),
+    )
+    if not gross or not discount:
+        return Decimal(1)
+    return (gross - discount) / gross
 
 
 def _applied_to(payment: dict | None, invoice_id: str) -> Decimal:
@@ -1431,22 +1668,51 @@ class Company:
     item id) is always an invalid reference. Helpers return deep copies of stored records.
     """
 
+    DEFAULT_AST_RATE = Decimal("8.25")
+
     def __init__(self, realm_id: str, name: str, country: str, lock: threading.RLock):
+        if country not in COUNTRY_SETUPS:
+            raise ValueError(f"country {country!r}: the fake models {', '.join(COUNTRY_SETUPS)}")
         self.realm_id = realm_id
         self.name = name
-        self.country = country
-        self.preferences = default_preferences()
+        self.country = country  # CompanyInfo.Country: "US", "GB" (QBO's code for the UK), "CA", "AU"
+        self.preferences = default_preferences(country)
         self.today: Callable[[], date] = date.today  # replace for deterministic TxnDate/DueDate
+        # Rates (home units per foreign unit) used when a foreign-currency transaction omits ExchangeRate.
+        self.exchange_rates: dict[str, Decimal] = {}
         self.created_at = qbo_timestamp()
         self._lock = lock
-        self._stores: dict[str, dict[str, dict]] = {entity: {} for entity in WRITABLE_ENTITIES}
+        self._stores: dict[str, dict[str, dict]] = {entity: {} for entity in STORED_ENTITIES}
         self._ids = itertools.count(1)
         self._doc_counters: dict[str, int] = {}
+        self._ast_rate = self.DEFAULT_AST_RATE
         self._rules = EntityRules(self)
         self._queries = QueryEngine(self)
 
     def __repr__(self) -> str:
-        return f"Company(realm_id={self.realm_id!r}, name={self.name!r})"
+        return f"Company(realm_id={self.realm_id!r}, name={self.name!r}, country={self.country!r})"
+
+    @property
+    def home_currency(self) -> str:
+        return (self.pref("CurrencyPrefs.HomeCurrency") or {}).get("value") or COUNTRY_SETUPS[self.country].currency
+
+    @property
+    def multicurrency(self) -> bool:
+        return bool(self.pref("CurrencyPrefs.MultiCurrencyEnabled"))
+
+    @property
+    def ast_rate(self) -> Decimal:
+        """US automated sales tax: the rate (percent) QBO applies to TAX lines (the fake has no addresses)."""
+        return self._ast_rate
+
+    @ast_rate.setter
+    def ast_rate(self, value: Any) -> None:
+        with self._lock:
+            self._ast_rate = Decimal(str(value))
+            rate = self.ast_tax_rate(required=False)
+            if rate is not None:  # keep the TaxRate entity in step
+                rate["RateValue"] = float(self._ast_rate)
+                rate["EffectiveTaxRate"][0]["RateValue"] = float(self._ast_rate)
 
     # -- preferences ---------------------------------------------------------------------------
 
@@ -1489,14 +1755,7 @@ class Company:
             "CompanyName": self.name,
             "LegalName": self.name,
             "Country": self.country,
-            "CompanyAddr": {
-                "Id": "1",
-                "Line1": "123 Sierra Way",
-                "City": "San Pablo",
-                "CountrySubDivisionCode": "CA",
-                "PostalCode": "87999",
-                "Country": self.country,
-            },
+            "CompanyAddr": {"Id": "1", **COUNTRY_SETUPS[self.country].address, "Country": self.country},
             "Email": {"Address": "noreply@quickbooks.com"},
             "FiscalYearStartMonth": "January",
             "SupportedLanguages": "en",
@@ -1540,6 +1799,144 @@ class Company:
     def add_payment_method(self, Name: str, **fields) -> dict:  # noqa: N803 - QBO's names
         return self._seed("PaymentMethod", {"Name": Name, **fields})
 
+    def add_tax_code(
+        self, name: str, rate_percent: Any = None, active: bool = True, *, description: str | None = None
+    ) -> dict:
+        """A TaxCode as QBO's tax service creates it, with its TaxRate(s): rate_percent is a number (20, "7.5"),
+        a list of numbers (a group of rates, e.g. [5, "9.975"]) or None (a code without a rate, not taxable).
+        The same rates serve sales and purchases."""
+        percents = [] if rate_percent is None else rate_percent
+        if not isinstance(percents, (list, tuple)):
+            percents = [percents]
+        with self._lock:
+            if any(code["Name"].casefold() == name.casefold() for code in self.records("TaxCode")):
+                raise ValueError(f"tax code {name!r} already exists")
+            agency = next(iter(self.records("TaxAgency")), None) or self._seed_tax_agency()
+            details = []
+            for percent in percents:
+                value = Decimal(str(percent))
+                rate_name = name if len(percents) == 1 else f"{name} {value}%"
+                rate = self._insert(
+                    "TaxRate",
+                    {
+                        "Name": rate_name,
+                        "Description": description or rate_name,
+                        "RateValue": float(value),
+                        "Active": True,
+                        "SpecialTaxType": "ZERO_RATE" if value == 0 else "NONE",
+                        "DisplayType": "ReadOnly",
+                        "AgencyRef": {"value": agency["Id"]},
+                        "EffectiveTaxRate": [{"RateValue": float(value), "EffectiveDate": "2000-01-01T00:00:00-08:00"}],
+                    },
+                )
+                details.append(
+                    {
+                        "TaxRateRef": {"value": rate["Id"], "name": rate["Name"]},
+                        "TaxTypeApplicable": "TaxOnAmount",
+                        "TaxOrder": 0,
+                    }
+                )
+            code = self._insert(
+                "TaxCode",
+                {
+                    "Name": name,
+                    "Description": description or name,
+                    "Active": active,
+                    "Hidden": False,
+                    "Taxable": bool(details),
+                    # Intuit's XSD: TaxGroup is true for a code made of tax rates, false only for the US
+                    # pseudo-codes TAX and NON (QBO's own CA codes show TaxGroup true).
+                    "TaxGroup": True,
+                    "SalesTaxRateList": {"TaxRateDetail": copy.deepcopy(details)},
+                    "PurchaseTaxRateList": {"TaxRateDetail": copy.deepcopy(details)},
+                    "TaxCodeConfigType": "USER_DEFINED",
+                },
+            )
+            return copy.deepcopy(code)
+
+    def tax_code_named(self, name: str) -> dict:
+        """The TaxCode called `name` (case-insensitive); KeyError when there is none."""
+        with self._lock:
+            for code in self.records("TaxCode"):
+                if code["Name"].casefold() == name.casefold():
+                    return copy.deepcopy(code)
+        raise KeyError(f"no tax code named {name!r} in {self!r}")
+
+    def enable_currency(self, code: str, active: bool = True) -> dict:
+        """Add a currency to the company's list (a CompanyCurrency), turning multicurrency on as QBO requires.
+        Enabling a listed currency again sets its Active flag. UNCONFIRMED: the home currency is taken not to be
+        a CompanyCurrency row (it is always allowed; Preferences.CurrencyPrefs.HomeCurrency names it)."""
+        code = code.upper()
+        if code not in CURRENCY_NAMES:
+            raise ValueError(f"unknown currency {code!r}; extend CURRENCY_NAMES")
+        with self._lock:
+            if code == self.home_currency:
+                raise ValueError(f"{code} is the home currency of {self!r}")
+            self.set_pref("CurrencyPrefs.MultiCurrencyEnabled", True)
+            row = self.company_currency(code)
+            if row is None:
+                row = self._insert("CompanyCurrency", {"Code": code, "Name": CURRENCY_NAMES[code], "Active": active})
+            elif row.get("Active", True) != active:
+                row["Active"] = active
+                self._bump(row)
+            return copy.deepcopy(row)
+
+    def company_currency(self, code: str) -> dict | None:
+        """The stored CompanyCurrency row of `code` (None when the company's list lacks it)."""
+        return next((row for row in self.records("CompanyCurrency") if row["Code"] == code), None)
+
+    def ast_tax_rate(self, required: bool = True) -> dict | None:
+        """US: the stored TaxRate automated sales tax applies (its RateValue follows company.ast_rate)."""
+        rate = next((r for r in self.records("TaxRate") if r.get("Name") == AST_RATE_NAME), None)
+        if rate is None and required:
+            raise business_validation_error("Automated sales tax is not set up in this company.")
+        return rate
+
+    def ast_tax_code(self) -> dict:
+        return next(c for c in self.records("TaxCode") if c.get("Name") == AST_RATE_NAME)
+
+    def _seed_taxes(self) -> None:
+        setup = COUNTRY_SETUPS[self.country]
+        if self.country == "US":
+            # What QBO answers for US companies: the pseudo-codes TAX and NON (and CustomSalesTax), plus the
+            # code and rate automated sales tax created for the company's jurisdiction.
+            pseudo_codes = (("TAX", True, False), ("NON", False, False), ("CustomSalesTax", True, True))
+            for code_id, taxable, group in pseudo_codes:
+                self._insert(
+                    "TaxCode",
+                    {"Name": code_id, "Description": code_id, "Active": True, "Taxable": taxable, "TaxGroup": group},
+                    entity_id=code_id,
+                )
+            code = self.add_tax_code(AST_RATE_NAME, self._ast_rate)
+            self.lookup("TaxCode", code["Id"])["TaxCodeConfigType"] = "SYSTEM_GENERATED"
+            return
+        for name, description, percent in setup.tax_codes:
+            self.add_tax_code(name, percent, description=description)
+
+    def _seed_tax_agency(self) -> dict:
+        return self._insert(
+            "TaxAgency",
+            {
+                "DisplayName": COUNTRY_SETUPS[self.country].agency,
+                "TaxTrackedOnSales": True,
+                "TaxTrackedOnPurchases": self.country != "US",
+            },
+        )
+
+    def _insert(self, entity: str, fields: dict, entity_id: str | None = None) -> dict:
+        """Store a record QBO creates itself (tax codes, rates, agencies, currencies): no rules run."""
+        now = qbo_timestamp()
+        record = {
+            **copy.deepcopy(fields),
+            "Id": entity_id or str(next(self._ids)),
+            "SyncToken": "0",
+            "domain": "QBO",
+            "sparse": False,
+            "MetaData": {"CreateTime": now, "LastUpdatedTime": now},
+        }
+        self._stores[entity][record["Id"]] = record
+        return record
+
     def _seed(self, entity: str, fields: dict) -> dict:
         # Conveniences for tests: IncomeAccountRef="5" means {"value": "5"}; an email string is an address.
         payload = {}
@@ -1564,6 +1961,7 @@ class Company:
         self.add_term("Due on receipt", 0)
         for method in ("Cash", "Check", "Credit Card"):
             self.add_payment_method(method, Type="CREDIT_CARD" if method == "Credit Card" else "NON_CREDIT_CARD")
+        self._seed_taxes()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -1649,6 +2047,9 @@ class Company:
         """One write, as the API receives it. mode: "auto" (update when the payload has an Id),
         "create", "update", "delete" or "void". Returns the response entity; raises QboFault."""
         entity = canonical_entity(entity)
+        if entity in READ_ONLY_ENTITIES:
+            # Loud on purpose: QBO writes these through other endpoints (/taxservice/taxcode) the fake lacks.
+            raise NotImplementedError(f"the fake does not write {entity} through POST /{entity.lower()}")
         if not isinstance(payload, dict):
             raise invalid_property(entity, payload)
         payload = strip_absent(payload)
@@ -1712,8 +2113,11 @@ class Company:
         for line in record.get("Line", []):
             line["Amount"] = 0.0
         record.update({"TotalAmt": 0.0, "PrivateNote": "Voided"})
-        if "Balance" in record:
-            record["Balance"] = 0.0
+        for key in ("Balance", "HomeBalance", "HomeTotalAmt"):
+            if key in record:
+                record[key] = 0.0
+        if "TxnTaxDetail" in record:
+            record["TxnTaxDetail"] = {"TotalTax": 0.0}
         if entity == "Payment":
             record["UnappliedAmt"] = 0.0
         self._bump(record)
@@ -1779,6 +2183,8 @@ class Company:
         links += [link for link in payment_links if link not in links]
         changed = balance != invoice.get("Balance") or links != invoice.get("LinkedTxn", [])
         invoice["Balance"] = balance
+        if invoice.get("ExchangeRate") is not None and self.multicurrency:
+            invoice["HomeBalance"] = float(money(Decimal(str(balance)) * Decimal(str(invoice["ExchangeRate"]))))
         invoice.pop("LinkedTxn", None)
         if links:
             invoice["LinkedTxn"] = links
