@@ -66,10 +66,16 @@ def fake_hubspot():
     fake.stop()
 
 
+@pytest.fixture(params=["US"])
+def country(request):
+    """The country of the fake QuickBooks company (US, GB, CA, AU): parametrize it indirectly to change it."""
+    return request.param
+
+
 @pytest.fixture
-def fake_quickbooks():
+def fake_quickbooks(country):
     fake = FakeQuickBooks(client_id="qbo-client-id", client_secret="qbo-client-secret").start()
-    fake.add_company(REALM_ID, name="Sandbox Company", country="US")
+    fake.add_company(REALM_ID, name="Sandbox Company", country=country)
     yield fake
     fake.stop()
 

@@ -167,3 +167,23 @@ def seed_payment(
 def account_id(books, name: str) -> str:
     """The id of one of the fake company's accounts (Checking, Undeposited Funds, Bank Charges, Mastercard...)."""
     return str(books.find("Account", Name=name)["Id"])
+
+
+# Tax codes every fake company outside the US has: its standard rate, and one for untaxed lines.
+STANDARD_TAX = {"GB": ("20", "20.0% S"), "CA": ("13", "HST ON"), "AU": ("10", "GST")}
+UNTAXED_TAX_CODE = {"GB": "No VAT", "CA": "Out of Scope", "AU": "GST free"}
+
+
+def map_standard_tax_codes(app, books) -> dict:
+    """Map the company's standard rate and its untaxed code, as an admin would with `flask settings set`.
+
+    Answers the company settings stored ({} for a US company, which needs none)."""
+    if books.country == "US":
+        return {}
+    rate, name = STANDARD_TAX[books.country]
+    settings = {
+        "tax_codes": {rate: str(books.tax_code_named(name)["Id"])},
+        "default_tax_code": str(books.tax_code_named(UNTAXED_TAX_CODE[books.country])["Id"]),
+    }
+    configure(app, company=settings)
+    return settings
