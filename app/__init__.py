@@ -53,18 +53,23 @@ def redact_breadcrumb(crumb, _hint):
 
 def init_extensions(app):
     from app import queue
-    from app.extensions import db
+    from app.extensions import csrf, db
     from app.storage import crypto
 
     crypto.configure(app.config["TOKEN_ENCRYPTION_KEYS"])
     db.init_app(app)
+    csrf.init_app(app)
     queue.init_app(app)
 
 
 def register_blueprints(app):
+    from app import console
     from app.blueprints import actions, health, oauth, options
+    from app.extensions import csrf
 
-    for module in (health, actions, oauth, options):
+    for module in (health, actions, options):  # machine endpoints: signed by HubSpot, no browser session
+        csrf.exempt(module.bp)
+    for module in (health, actions, oauth, options, console):
         app.register_blueprint(module.bp)
 
 

@@ -1,7 +1,8 @@
-"""Unbound singletons bound to the app by the factory: the database and the job queue."""
+"""Unbound singletons bound to the app by the factory: the database, CSRF protection (and the job queue)."""
 
 from contextlib import contextmanager
 
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
@@ -58,3 +59,5 @@ def _tune_sqlite(dbapi_connection, _record):
 
 
 db = Database()
+# Every console form carries a token; HubSpot's signed JSON endpoints are exempted where they are registered.
+csrf = CSRFProtect()

@@ -119,6 +119,7 @@ class Execution(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
+    dismissed_at: Mapped[datetime | None]  # a failure the operator chose to hide from the sync errors
 
 
 class Mapping(Base):
