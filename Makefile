@@ -9,7 +9,7 @@ PORT ?= 5000
 export PORT HOST
 FLASK := $(BIN)/flask --app app
 
-.PHONY: venv install migrate run web worker lint format test bench clean
+.PHONY: venv install migrate run web worker lint format test bench chromium clean
 
 # (Re)create the virtualenv when it is missing, broken, or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -49,6 +49,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
+chromium:
+	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
