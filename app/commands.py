@@ -95,7 +95,8 @@ def company_tax_tables(connection) -> tuple[dict, dict]:
 def code_rate_text(code: dict, rates: dict) -> str:
     from actions.steps.taxes import code_rate
 
-    return f"{code_rate(code, rates)}%" if code.get("SalesTaxRateList") else "no sales rate"
+    has_rates = ((code.get("SalesTaxRateList") or {}).get("TaxRateDetail")) or []
+    return f"{code_rate(code, rates)}%" if has_rates else "no sales rate"
 
 
 def check_tax_codes_exist(connection, changes: dict) -> None:
