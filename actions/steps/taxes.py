@@ -56,11 +56,17 @@ def tax_tables(ctx) -> tuple[dict[str, dict], dict[str, dict]]:
 
 def mapped_code(ctx, line: Record, codes: dict[str, dict], rates: dict[str, dict]) -> tuple[str, Decimal]:
     """(TaxCode id, its rate in percent) for one line, from the company's tax_codes / default_tax_code."""
-    rate_key = hubspot_rate_key(line)
-    if rate_key:
-        code_id = str((ctx.settings.get("tax_codes") or {}).get(rate_key) or "")
-        setting = f'tax_codes (add "{rate_key}": the QuickBooks TaxCode id)'
-        what = f"HubSpot tax rate {describe_rate(line, rate_key)}"
+    keys = hubspot_rate_keys(line)
+    mapping = ctx.settings.get("tax_codes") or {}
+    key = next((key for key in keys if key in mapping), None)
+    if key is not None:
+        code_id = str(mapping[key])
+        setting = f'tax_codes ("{key}")'
+        what = f"HubSpot tax {describe_key(line, key)}"
+    elif is_taxed(line):
+        code_id = ""
+        setting = "tax_codes (add " + " or ".join(f'"{k}"' for k in keys) + ": the QuickBooks TaxCode id)"
+        what = "HubSpot tax " + " and ".join(describe_key(line, k) for k in keys)
     else:
         code_id = ctx.input("tax_code") or str(ctx.settings.get("default_tax_code") or "")
         setting = "default_tax_code (the QuickBooks TaxCode id for untaxed lines), or the action's tax code field"
@@ -80,14 +86,16 @@ def mapped_code(ctx, line: Record, codes: dict[str, dict], rates: dict[str, dict
     return code_id, code_rate(code, rates)
 
 
-def hubspot_rate_key(line: Record) -> str:
-    """The key a line's tax is mapped by: its HubSpot tax rate group, else its rate in percent ("20", "7.5")."""
-    if line.get("hs_tax_rate_group_id"):
-        return line.get("hs_tax_rate_group_id")
-    rate = decimal_of(line.get("hs_tax_rate"))
-    if not rate and decimal_of(line.get("hs_tax_amount")) and decimal_of(line.get("amount")):
+def hubspot_rate_keys(line: Record) -> list[str]:
+    """The keys a line's tax may be mapped by, most specific first: its HubSpot tax rate group, then its rate
+    in percent ("20", "7.5"; worked out from its tax amount when HubSpot gives no rate; "0" when it says 0)."""
+    keys = [line.get("hs_tax_rate_group_id")] if line.get("hs_tax_rate_group_id") else []
+    rate = decimal_of(line.get("hs_tax_rate")) if line.get("hs_tax_rate") else None
+    if rate is None and decimal_of(line.get("hs_tax_amount")) and decimal_of(line.get("amount")):
         rate = (decimal_of(line.get("hs_tax_amount")) * 100 / decimal_of(line.get("amount"))).quantize(Decimal("0.01"))
-    return rate_key(str(rate)) if rate else ""  # spelled like the keys of tax_codes ("20", "7.5")
+    if rate is not None:
+        keys.append(rate_key(str(rate)))  # spelled like the keys of tax_codes
+    return keys
 
 
 def code_rate(code: dict, rates: dict[str, dict]) -> Decimal:
@@ -101,8 +109,8 @@ def code_rate(code: dict, rates: dict[str, dict]) -> Decimal:
     )
 
 
-def describe_rate(line: Record, key: str) -> str:
-    return f"group {key}" if line.get("hs_tax_rate_group_id") else f"{key}%"
+def describe_key(line: Record, key: str) -> str:
+    return f"rate group {key}" if key == line.get("hs_tax_rate_group_id") else f"rate {key}%"
 
 
 def describe_line(line: Record) -> str:

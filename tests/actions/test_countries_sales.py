@@ -185,7 +185,7 @@ def total_notes(app) -> list[str]:
 @pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
 @pytest.mark.parametrize("country", COUNTRIES, indirect=True)
 def test_a_taxed_and_an_untaxed_line_get_the_countrys_tax_codes_and_quickbooks_tax(
-    app, books, make_record, run, country, action, object_type
+    app, fake_quickbooks, books, make_record, run, country, action, object_type
 ):
     map_standard_tax_codes(app, books)
     record_id = make_record(action, object_type, [taxed_line(country), UNTAXED_LINE])
@@ -195,21 +195,8 @@ def test_a_taxed_and_an_untaxed_line_get_the_countrys_tax_codes_and_quickbooks_t
     assert tax_codes(document) == standard_codes(books)
     assert cents(document["TxnTaxDetail"]["TotalTax"]) == Decimal(TAX_ON_200[country])
     assert cents(document["TotalAmt"]) == 450 + Decimal(TAX_ON_200[country])
-    assert document.get("GlobalTaxCalculation") == (None if country == "US" else "TaxExcluded")
+    assert sent(fake_quickbooks, action).get("GlobalTaxCalculation") == (None if country == "US" else "TaxExcluded")
     assert total_notes(app) == []  # HubSpot's total with tax is QuickBooks' to the cent
-
-
-@pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
-@pytest.mark.parametrize("country", ABROAD, indirect=True)
-def test_outside_the_us_the_document_says_tax_excluded(
-    app, fake_quickbooks, books, make_record, run, country, action, object_type
-):
-    map_standard_tax_codes(app, books)
-    record_id = make_record(action, object_type, [taxed_line(country), UNTAXED_LINE])
-
-    document_of(books, action, run(action, object_type, record_id))
-
-    assert sent(fake_quickbooks, action)["GlobalTaxCalculation"] == "TaxExcluded"
 
 
 # -- US: TAX or NON ------------------------------------------------------------------------------------------
@@ -274,14 +261,15 @@ def test_us_companies_ignore_prices_include_tax(app, fake_quickbooks, books, mak
 
 @pytest.mark.parametrize("country", ABROAD, indirect=True)
 def test_a_line_is_mapped_by_its_tax_rate_group_before_its_rate(app, books, make_record, run, country):
-    reduced = {"GB": "5.0% R", "CA": "GST", "AU": "GST"}[country]  # a code of another rate than the line's
+    reduced = books.add_tax_code("Reduced 5%", 5)["Id"]  # another rate than the line's
     settings = map_standard_tax_codes(app, books)
-    configure(app, company={"tax_codes": {**settings["tax_codes"], "tg-17": code_id(books, reduced)}})
+    configure(app, company={"tax_codes": {**settings["tax_codes"], "tg-17": reduced}})
     record_id = make_record("create_invoice", "DEAL", [taxed_line(country, hs_tax_rate_group_id="tg-17")])
 
     document = document_of(books, "create_invoice", run("create_invoice", "DEAL", record_id))
 
-    assert tax_codes(document) == [code_id(books, reduced)]
+    assert tax_codes(document) == [reduced]
+    assert cents(document["TxnTaxDetail"]["TotalTax"]) == Decimal("10.00")  # 5% of 200
 
 
 @pytest.mark.parametrize("mapped, line_rate", [("{rate}.0", "{rate}"), ("{rate}", "{rate}.00")])
@@ -366,6 +354,24 @@ def test_prices_including_tax_send_net_lines_with_hubspots_amount_as_tax_inclusi
     assert tax_codes(document) == standard_codes(books)
     assert cents(document["TxnTaxDetail"]["TotalTax"]) == tax
     assert cents(document["TotalAmt"]) == total
+
+
+@pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
+@pytest.mark.parametrize("country", ["CA"], indirect=True)
+def test_prices_including_tax_note_quickbooks_total_a_cent_off_hubspots(
+    app, books, make_record, run, country, action, object_type
+):
+    configure(app, prices_include_tax="on")
+    map_standard_tax_codes(app, books)
+    gross = {"name": "Widget", "hs_sku": "W-1", "quantity": "3", "price": "40", "amount": "120"}
+    lines = [{**gross, "hs_tax_rate": "13", "hs_tax_amount": "13.81"}, UNTAXED_LINE]  # HubSpot: 370.00 with tax
+    record_id = make_record(action, object_type, lines)
+
+    document = document_of(books, action, run(action, object_type, record_id))
+
+    assert cents(document["TotalAmt"]) == Decimal("369.99")  # 106.19 + 13.80 + 250
+    [note] = total_notes(app)
+    assert "is 369.99; HubSpot's is 370.00 (-0.01)" in note
 
 
 # -- HubSpot's total with tax against QuickBooks' --------------------------------------------------------------
@@ -531,6 +537,21 @@ def test_a_currency_the_company_has_not_enabled_is_currency_not_enabled_and_noth
     assert books.company_currency("JPY") is None
 
 
+@pytest.mark.parametrize("country", COUNTRIES, indirect=True)
+def test_a_currency_made_inactive_in_quickbooks_is_currency_not_enabled(
+    app, fake_quickbooks, books, make_record, run, country
+):
+    books.enable_currency("EUR")
+    books.enable_currency("EUR", active=False)
+    map_standard_tax_codes(app, books)
+    record_id = make_record("create_invoice", "DEAL", [taxed_line(country), UNTAXED_LINE], currency="EUR")
+
+    message = failed(run("create_invoice", "DEAL", record_id), "CURRENCY_NOT_ENABLED")
+
+    assert "EUR" in message
+    nothing_written(fake_quickbooks, books)
+
+
 @pytest.mark.parametrize("currency", ["home", ""], ids=["home currency", "no currency"])
 @pytest.mark.parametrize("action, object_type", ACTION_RECORDS)
 @pytest.mark.parametrize("country", COUNTRIES, indirect=True)
@@ -589,19 +610,15 @@ def test_the_eur_customer_is_remembered_and_home_currency_records_keep_the_origi
     contact_id = portal.add("contacts", ANN)
     lines = [taxed_line(country), UNTAXED_LINE]
 
-    first = document_of(
-        books,
-        action,
-        run(action, object_type, make_record(action, object_type, lines, currency="EUR", contact_id=contact_id)),
-    )
-    second = document_of(
-        books,
-        action,
-        run(action, object_type, make_record(action, object_type, lines, currency="EUR", contact_id=contact_id)),
-    )
-    home = document_of(
-        books, action, run(action, object_type, make_record(action, object_type, lines, contact_id=contact_id))
-    )
+    def bill(currency):
+        record_id = make_record(action, object_type, lines, currency=currency, contact_id=contact_id)
+        return document_of(books, action, run(action, object_type, record_id))
+
+    first = bill("EUR")
+    # Edited in QuickBooks: no longer found by email, yet still remembered as Ann Lee's customer in EUR.
+    books.patch("Customer", first["CustomerRef"]["value"], PrimaryEmailAddr={"Address": "ann@elsewhere.test"})
+    home = bill("")
+    second = bill("EUR")
 
     assert second["CustomerRef"]["value"] == first["CustomerRef"]["value"] != ann_in_home_currency["Id"]
     assert home["CustomerRef"]["value"] == ann_in_home_currency["Id"]
