@@ -29,6 +29,11 @@ run: migrate
 	$(FLASK) worker & \
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
+# Try it without accounts: the server and a worker with the HubSpot and QuickBooks fakes on loopback, a demo
+# portal and company, a handful of executions of every action; prints the console's sign-in URL. Ctrl-C stops it.
+demo: $(STAMP)
+	$(BIN)/python -m tests.demo --port $(PORT)
+
 web: migrate
 	$(FLASK) run --host $(HOST) --port $(PORT)
 

@@ -3,7 +3,7 @@
 import hmac
 import secrets
 
-from flask import Blueprint, abort, current_app, redirect, render_template_string, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template_string, request, session, url_for
 from intuitlib.exceptions import AuthClientError
 
 from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
@@ -64,13 +64,9 @@ def hubspot_callback():
     portal.hub_domain = metadata.get("hub_domain")
     db.session.commit()
     session["portal_id"] = portal.id
-    return page(
-        "qbo-actions is installed",
-        f"HubSpot account {portal.id} is installed. Next, connect the QuickBooks "
-        "company the workflow actions should write to.",
-        url_for("oauth.quickbooks_connect"),
-        "Connect QuickBooks",
-    )
+    # Installing and signing in are the same flow: both land on the console, which says what to do next.
+    flash(f"Signed in to HubSpot account {portal.id}: qbo-actions is installed there.", "success")
+    return redirect(url_for("console.home"))
 
 
 def signed_in_portal():
@@ -109,11 +105,12 @@ def quickbooks_callback():
     db.session.commit()
     describe_company(connection)
     db.session.commit()
-    return page(
-        "QuickBooks connected",
-        f"{connection.company_name or realm_id} is connected to HubSpot account "
-        f"{portal.id}. Workflows can now use the QuickBooks actions.",
+    flash(
+        f"{connection.company_name or realm_id} is connected to HubSpot account {portal.id}. "
+        "Workflows can now use the QuickBooks actions.",
+        "success",
     )
+    return redirect(url_for("console.home"))
 
 
 def describe_company(connection) -> None:

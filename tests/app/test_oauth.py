@@ -36,8 +36,8 @@ def install(client, fake_hubspot, portal_id=PORTAL_ID):
 
 def test_hubspot_install_stores_the_portal_and_signs_the_browser_in(client, app, fake_hubspot):
     response = install(client, fake_hubspot)
-    assert response.status_code == 200
-    assert "Connect QuickBooks" in response.text
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert "Connect a QuickBooks company" in client.get("/").text
     with app.app_context():
         portal = db.session.get(Portal, PORTAL_ID)
         assert portal.access_token and portal.refresh_token
@@ -63,8 +63,8 @@ def test_quickbooks_connect_stores_the_company_with_name_and_country(client, app
     back = follow(start.headers["Location"])
     assert back["realmId"] == REALM_ID
     response = client.get("/oauth/quickbooks/callback", query_string=back)
-    assert response.status_code == 200, response.text
-    assert "Sandbox Company" in response.text
+    assert response.status_code == 302 and response.headers["Location"] == "/", response.text
+    assert "Sandbox Company is connected" in client.get("/").text
     with app.app_context():
         connection = db.session.scalars(select(QuickBooksConnection)).one()
         assert (connection.portal_id, connection.realm_id) == (PORTAL_ID, REALM_ID)
