@@ -6,11 +6,9 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
 from actions.settings import COMPANY_SETTINGS, DEFAULT_SETTINGS, SettingError, parse_setting
-from actions.steps.taxes import TAX_TABLES, describe_codes
 from app.extensions import db
-from app.quickbooks.client import books_client
+from app.settings import check_tax_codes_exist, company_tax_tables
 from app.storage.connections import get_portal, list_connections
 
 
@@ -64,7 +62,10 @@ def settings_set(portal_id, assignments, realm):
     company_changes = {k: v for k, v in changes.items() if k in COMPANY_SETTINGS}
     if company_changes:
         connection = pick_connection(portal, realm)
-        check_tax_codes_exist(connection, company_changes)
+        try:
+            check_tax_codes_exist(connection, company_changes)
+        except SettingError as error:
+            raise click.BadParameter(str(error), param_hint="ASSIGNMENTS") from None
         connection.settings = {**(connection.settings or {}), **company_changes}
     portal.settings = {**(portal.settings or {}), **{k: v for k, v in changes.items() if k not in COMPANY_SETTINGS}}
     db.session.commit()
@@ -77,19 +78,13 @@ def settings_set(portal_id, assignments, realm):
 def settings_tax_codes(portal_id, realm):
     """List the QuickBooks company's tax codes: the ids tax_codes and default_tax_code take."""
     connection = pick_connection(require_portal(portal_id), realm)
-    codes, rates = company_tax_tables(connection)
+    try:
+        codes, rates = company_tax_tables(connection)
+    except SettingError as error:
+        raise click.ClickException(str(error)) from None
     for code_id, code in sorted(codes.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         state = "" if code.get("Active", True) else " (inactive)"
         click.echo(f"{code_id}\t{code.get('Name')}{state}\t{code_rate_text(code, rates)}")
-
-
-def company_tax_tables(connection) -> tuple[dict, dict]:
-    """The company's TaxCodes and TaxRates by id, asked of QuickBooks; a click error when it cannot answer."""
-    try:
-        codes, rates = books_client(connection, current_app.config).query_batch(TAX_TABLES)
-    except (QuickBooksFault, QuickBooksAuthExpired, TransientError) as problem:
-        raise click.ClickException(f"QuickBooks could not list the tax codes: {problem}") from None
-    return {str(c["Id"]): c for c in codes}, {str(r["Id"]): r for r in rates}
 
 
 def code_rate_text(code: dict, rates: dict) -> str:
@@ -97,22 +92,6 @@ def code_rate_text(code: dict, rates: dict) -> str:
 
     has_rates = ((code.get("SalesTaxRateList") or {}).get("TaxRateDetail")) or []
     return f"{code_rate(code, rates)}%" if has_rates else "no sales rate"
-
-
-def check_tax_codes_exist(connection, changes: dict) -> None:
-    """tax_codes and default_tax_code must name active TaxCodes of this company: checked with QuickBooks."""
-    wanted = list((changes.get("tax_codes") or {}).values()) + [changes.get("default_tax_code") or ""]
-    wanted = [code for code in wanted if code]
-    if not wanted:
-        return
-    codes, _ = company_tax_tables(connection)
-    unknown = sorted({code for code in wanted if not codes.get(code, {}).get("Active", False)})
-    if unknown:
-        raise click.BadParameter(
-            f"QuickBooks company {connection.realm_id} has no active TaxCode {', '.join(unknown)}; "
-            f"its active tax codes: {describe_codes(codes)}",
-            param_hint="ASSIGNMENTS",
-        )
 
 
 def require_portal(portal_id):

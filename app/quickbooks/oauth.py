@@ -74,6 +74,19 @@ def exchange_code(config, code: str, realm_id: str) -> AuthClient:
     return client
 
 
+def revoke_token(config, token: str) -> None:
+    """Ask Intuit to revoke a connection's authorization: revoking its refresh token ends the whole grant.
+
+    Raises AuthClientError when Intuit refuses (the token may already be invalid) and TransientError when it
+    cannot be reached; the caller decides whether to forget the connection anyway.
+    """
+    client = auth_client(config)
+    try:
+        client.revoke(token=token)
+    except OSError as exc:  # requests' errors are OSErrors
+        raise TransientError(f"Intuit's revoke endpoint could not be reached ({type(exc).__name__})") from exc
+
+
 def store_tokens(connection: QuickBooksConnection, client: AuthClient) -> None:
     connection.access_token = client.access_token
     # Intuit may rotate the refresh token on any refresh: always keep the newest.
