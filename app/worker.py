@@ -244,6 +244,9 @@ def complete_callback(execution_id: int) -> None:
             return
         execution = execution_service.get_execution(session, execution_id)
         session.commit()
+        if execution.completed_at is not None:
+            keep_earlier_completion(session, execution)  # retried from the console after HubSpot settled it
+            return
         if utcnow() >= execution.expires_at:
             expire(session, execution)
             return
@@ -252,7 +255,7 @@ def complete_callback(execution_id: int) -> None:
             crm.complete_callback(execution.callback_id, output_fields(execution))
         except (TransientError, HubSpotError, HubSpotAuthError, OSError) as exc:
             if already_completed(exc):
-                mark_completed(session, execution, note="HubSpot had already recorded this outcome.")
+                mark_completed(session, execution, note=already_completed_note(execution))
                 return
             postpone_callback(session, execution, exc)
             return
@@ -261,6 +264,36 @@ def complete_callback(execution_id: int) -> None:
 
 def already_completed(exc: Exception) -> bool:
     return isinstance(exc, HubSpotError) and exc.status == 400 and "not in a pending state" in exc.message
+
+
+def already_completed_note(execution: Execution) -> str:
+    if execution_service.was_retried(execution):
+        return (
+            "HubSpot had already settled this callback, possibly with the outcome sent before the console retry: "
+            f"the workflow may have gone on with that one rather than this {execution.outcome}."
+        )
+    return "HubSpot had already recorded this outcome."
+
+
+def keep_earlier_completion(session, execution: Execution) -> None:
+    """A console retry of an execution HubSpot already took an outcome for: a callback takes one completion,
+    so HubSpot is not asked again (even once the callback expired); the new outcome stays with us."""
+    execution.status = Execution.COMPLETED  # completed_at stays: when HubSpot took the earlier outcome
+    execution.lease_until = None
+    when = execution.completed_at.strftime("%Y-%m-%d %H:%M")
+    execution.notes = [
+        *(execution.notes or []),
+        f"HubSpot took this execution's earlier outcome on {when} UTC and accepts one per callback, so the "
+        f"workflow went on with that one; this {execution.outcome} is kept here only (HubSpot was not asked again).",
+    ]
+    session.commit()
+    log.warning(
+        "execution %s (%s): retried outcome %s kept; HubSpot callback %s had already been completed",
+        execution.id,
+        execution.action,
+        execution.outcome,
+        execution.callback_id,
+    )
 
 
 def mark_completed(session, execution: Execution, note: str = "") -> None:

@@ -89,7 +89,9 @@ def test_the_sign_in_url_signs_a_browser_in_to_the_demo_portal(demo):
     assert landed.status_code == 200
     hops = [urlsplit(response.url) for response in landed.history]
     assert any(hop.path == "/oauth/authorize" and hop.port == urlsplit(demo.hubspot.url).port for hop in hops)
-    assert urlsplit(landed.url).path == "/oauth/hubspot/callback"
+    assert any(hop.path == "/oauth/hubspot/callback" for hop in hops)
+    assert urlsplit(landed.url).path == "/"  # the callback lands on the console's home page
+    assert "Signed in to HubSpot account" in landed.text
     session = demo.app.session_interface.get_signing_serializer(demo.app).loads(browser.cookies["session"])
     assert session["portal_id"] == PORTAL_ID
     assert browser.get(demo.url + "/", timeout=10).status_code == 200

@@ -22,12 +22,19 @@ DISPLAY_NAME_LENGTH = 100  # QuickBooks allows 500; 100 keeps names readable on 
 
 
 def resolve_customer(ctx, party: Party) -> dict:
-    customer = remembered_customer(ctx, party)
+    customer, how = remembered_customer(ctx, party), "remembered from an earlier execution"
     if customer is None:
         lookup = look_up(ctx, party)
-        customer = choose(ctx, party, lookup.matches) or create_customer(ctx, party, lookup)
+        customer, how = choose(ctx, party, lookup.matches), f"found by {'name' if party.kind == 'company' else 'email'}"
+        if customer is None:
+            customer, how = create_customer(ctx, party, lookup), "created"
     if party.record.id:  # a payment's bare customer email has no HubSpot record to remember it by
         ctx.mappings.remember(party.kind, party.mapping_key, str(customer["Id"]))
+    # The console shows (and searches) who was billed and why.
+    ctx.journal.note(
+        f"Customer: QuickBooks customer {customer['Id']} '{customer.get('DisplayName', '')}' for "
+        f"{party.describe()}, {how}."
+    )
     return customer
 
 

@@ -102,3 +102,59 @@ def stale_executions(session, *, older_than: timedelta, limit: int = 500) -> lis
         and_(Execution.status == Execution.RUNNING, Execution.lease_until < now),
     )
     return list(session.scalars(select(Execution).where(lost).order_by(Execution.id).limit(limit)))
+
+
+# -- console retry ---------------------------------------------------------------------------------------
+
+RETRY_NOTE = "Retried from the console"
+RETRYABLE = (Execution.FINISHED, Execution.COMPLETED, Execution.EXPIRED)
+
+
+def reset_for_retry(session, execution: Execution) -> bool:
+    """Take a failed execution back to pending so the worker runs it again; False when it cannot be retried.
+
+    The same execution and callbackId: the retry reuses its QuickBooks request ids and its journal
+    (`quickbooks_writes` are kept), so it resumes and never writes a second document. Its outcome, outputs,
+    error, run attempts, lease, schedule and dismissal are cleared; a note records the retry. `completed_at`
+    is kept: set, it tells the worker that HubSpot already took an earlier outcome for this callback.
+
+    One conditional UPDATE, so a double click, or a worker completing the callback at this moment, never
+    resets it twice or under a running job: only a finished failure whose lease is free, unchanged since
+    it was read (`updated_at`), is taken.
+    """
+    now = utcnow()
+    earlier = " ".join(part for part in (execution.outcome, execution.error_code) if part)
+    note = f"{RETRY_NOTE} on {now:%Y-%m-%d %H:%M} UTC after {earlier}."
+    result = session.execute(
+        update(Execution)
+        .where(
+            Execution.id == execution.id,
+            Execution.portal_id == execution.portal_id,
+            Execution.outcome == "FAIL_CONTINUE",
+            Execution.status.in_(RETRYABLE),
+            or_(Execution.lease_until.is_(None), Execution.lease_until < now),
+            Execution.updated_at == execution.updated_at,
+        )
+        .values(
+            status=Execution.PENDING,
+            outcome=None,
+            outputs={},
+            error_code=None,
+            error_message=None,
+            attempts=0,
+            lease_until=None,
+            next_run_at=None,
+            finished_at=None,
+            dismissed_at=None,
+            notes=[*(execution.notes or []), note],
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    session.refresh(execution)
+    return result.rowcount == 1
+
+
+def was_retried(execution: Execution) -> bool:
+    return any(str(note).startswith(RETRY_NOTE) for note in execution.notes or [])
