@@ -114,7 +114,9 @@ def test_history_is_searchable_by_document_number_and_record(page, demo):
     page.get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(r"q=" + succeeded.record.object_id))
     rows = page.locator("tbody tr")
-    assert rows.count() >= 1 and all(succeeded.record.object_id in rows.nth(i).inner_text() for i in range(rows.count()))
+    assert rows.count() >= 1 and all(
+        succeeded.record.object_id in rows.nth(i).inner_text() for i in range(rows.count())
+    )
     screenshot(page, "history")
 
     number = succeeded.outputs["quickbooks_document_number"]
