@@ -8,8 +8,9 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 export PORT HOST
 FLASK := $(BIN)/flask --app app
+CARD := app/hubspot/card
 
-.PHONY: venv install migrate run web worker lint format test bench chromium clean
+.PHONY: venv install migrate run web worker lint format test card-test bench chromium clean
 
 # (Re)create the virtualenv when it is missing, broken, or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -49,8 +50,15 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The Python suite, then the app card's tests when Node is installed (CI sets CI and so always runs them).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if command -v node >/dev/null 2>&1 || [ -n "$$CI" ]; then $(MAKE) --no-print-directory card-test; \
+	else echo "node not found: the app card's tests were skipped (install Node 18.19+ and run make card-test)"; fi
+
+# The app card (app/hubspot/card/): HubSpot's UI extension testing utilities under `node --test`, on the locked deps.
+card-test:
+	cd $(CARD) && npm ci --no-audit --no-fund && npm test
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
@@ -60,4 +68,4 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache $(CARD)/node_modules

@@ -20,6 +20,15 @@ ACTIONS = {
     "create_refund_receipt": create_refund_receipt.run,
 }
 ACTION_NAMES = tuple(ACTIONS)
+# The QuickBooks document each action makes: (entity, the kind named in HubSpot properties, decisions.md §6).
+DOCUMENT_KINDS = {
+    "create_invoice": ("Invoice", "invoice"),
+    "create_estimate": ("Estimate", "estimate"),
+    "create_sales_receipt": ("SalesReceipt", "sales_receipt"),
+    "create_paid_invoice": ("Invoice", "invoice"),
+    "create_expense": ("Purchase", "expense"),
+    "create_refund_receipt": ("RefundReceipt", "refund_receipt"),
+}
 
 
 def run_action(ctx):

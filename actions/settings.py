@@ -14,6 +14,7 @@ DEFAULT_SETTINGS = {
     "document_numbers": "quickbooks",
     "document_number_property": "",
     "allow_invoice_payments": "off",
+    "write_back": "on",
     "prices_include_tax": "off",
     "tax_codes": {},
     "default_tax_code": "",
@@ -21,7 +22,7 @@ DEFAULT_SETTINGS = {
 # Settings of one QuickBooks company (kept on its connection); the others belong to the HubSpot portal.
 COMPANY_SETTINGS = {"income_account", "product_type", "tax_codes", "default_tax_code"}
 # On/off settings: stored as "on" or "off", typed as on/off or true/false.
-BOOLEANS = {"allow_invoice_payments", "prices_include_tax"}
+BOOLEANS = {"allow_invoice_payments", "prices_include_tax", "write_back"}
 BOOLEAN_WORDS = {"on": "on", "true": "on", "off": "off", "false": "off"}
 
 CHOICES = {

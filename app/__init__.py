@@ -64,13 +64,16 @@ def init_extensions(app):
 
 def register_blueprints(app):
     from app import console
-    from app.blueprints import actions, health, oauth, options
+    from app.blueprints import actions, cards, health, oauth, options
     from app.extensions import csrf
 
-    for module in (health, actions, options):  # machine endpoints: signed by HubSpot, no browser session
+    for module in (health, actions, options, cards):  # machine endpoints: signed by HubSpot, no browser session
         csrf.exempt(module.bp)
-    for module in (health, actions, oauth, options, console):
+    for module in (health, actions, oauth, options, cards, console):
         app.register_blueprint(module.bp)
+    from app.blueprints import quickbooks_webhooks  # signed by Intuit (intuit-signature), no browser session
+
+    app.register_blueprint(csrf.exempt(quickbooks_webhooks.bp))
 
 
 def register_errorhandlers(app):

@@ -63,6 +63,10 @@ DEFAULTS = {
     "RETRY_DELAYS": "15,60,300,900,1800,3600",
     # Seconds between tries of a callback completion; the last repeats until the execution expires.
     "CALLBACK_RETRY_DELAYS": "10,30,60,300,900,1800,3600",
+    # The verifier token of the Intuit app's webhooks (developer portal); empty: every webhook is refused.
+    "QBO_WEBHOOK_VERIFIER_TOKEN": "",
+    # Seconds between two ChangeDataCapture passes over a QuickBooks company (what webhooks missed).
+    "RECONCILE_INTERVAL_SECONDS": "300",
 }
 
 

@@ -15,6 +15,8 @@ class Queue:
     huey: object
     run_execution: object
     complete_callback: object
+    write_back: object
+    process_webhook: object
 
 
 def build_huey(config):
@@ -42,8 +44,11 @@ def init_app(app) -> None:
         huey=huey,
         run_execution=huey.task(name="run_execution")(in_app_context(worker.run_execution)),
         complete_callback=huey.task(name="complete_callback")(in_app_context(worker.complete_callback)),
+        write_back=huey.task(name="write_back")(in_app_context(worker.write_back)),
+        process_webhook=huey.task(name="process_webhook")(in_app_context(worker.process_webhook)),
     )
     huey.periodic_task(crontab(minute="*"), name="requeue_stale")(in_app_context(worker.requeue_stale))
+    huey.periodic_task(crontab(minute="*"), name="reconcile")(in_app_context(worker.reconcile_due))
 
 
 def _queue() -> Queue:
@@ -56,6 +61,16 @@ def enqueue_execution(execution_id: int, delay: float | None = None) -> None:
 
 def enqueue_completion(execution_id: int, delay: float | None = None) -> None:
     _schedule(_queue().complete_callback, execution_id, delay)
+
+
+def enqueue_write_back(document_id: int, delay: float | None = None) -> None:
+    """Write a document's id, number, link, status and amounts onto its HubSpot record."""
+    _schedule(_queue().write_back, document_id, delay)
+
+
+def enqueue_webhook(event_id: int, delay: float | None = None) -> None:
+    """Read what an Intuit webhook says changed, and follow it on the records."""
+    _schedule(_queue().process_webhook, event_id, delay)
 
 
 def _schedule(task, execution_id, delay):

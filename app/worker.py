@@ -20,6 +20,7 @@ from app.hubspot.client import HubSpotError, HubSpotNotFound, hubspot_client
 from app.hubspot.oauth import HubSpotAuthError
 from app.quickbooks.client import books_client
 from app.settings import effective_settings
+from app.storage import documents
 from app.storage import executions as execution_service
 from app.storage.claims import DocumentClaims
 from app.storage.connections import MappingStore, get_portal, list_connections
@@ -102,7 +103,7 @@ def run_execution(execution_id: int) -> None:
         outcome = attempt(session, execution)
         if outcome is None:
             return
-        outputs, error = outcome
+        outputs, error, document = outcome
         execution_service.finish(
             execution,
             outcome=FAIL_CONTINUE if error else SUCCESS,
@@ -118,14 +119,22 @@ def run_execution(execution_id: int) -> None:
             execution.callback_id,
             error.code if error else SUCCESS,
         )
-    complete_callback(execution_id)
+    complete_callback(execution_id)  # first: HubSpot's record properties must never hold the workflow up
+    if not error:
+        try:
+            with db.new_session() as session:
+                remember_document(session, execution_service.get_execution(session, execution_id), document)
+        except Exception:  # the document exists and HubSpot has the outcome; only the record's properties wait
+            log.exception("execution %s: could not keep its document for the HubSpot record", execution_id)
 
 
 def attempt(session, execution: Execution):
-    """(outputs, error or None), or None when the execution was postponed after a transient failure."""
+    """(outputs, error or None, the QuickBooks document written or None), or None when the execution was
+    postponed after a transient failure."""
     try:
         ctx = build_context(session, execution)
-        return run_action(ctx).output_fields(ctx), None
+        result = run_action(ctx)
+        return result.output_fields(ctx), None, getattr(result, "document", None)
     except ActionError as action_error:
         error = action_error
     except QuickBooksFault as fault:
@@ -155,7 +164,7 @@ def attempt(session, execution: Execution):
         log.exception("execution %s failed unexpectedly", execution.id)
         sentry_sdk.capture_exception(exc)
         error = ActionError("INTERNAL_ERROR", reason=type(exc).__name__)
-    return failure_outputs(error), error
+    return failure_outputs(error), error, None
 
 
 def retry_delays() -> list[float]:
@@ -346,3 +355,37 @@ def requeue_stale() -> int:
     if stale:
         log.warning("re-enqueued %d executions whose jobs were lost", len(stale))
     return len(stale)
+
+
+# -- the documents in HubSpot ----------------------------------------------------------------------------
+
+
+def remember_document(session, execution: Execution, written: dict | None) -> None:
+    """Keep the document the execution created, with its state as written, and have HubSpot's record show it."""
+    document = documents.record_document(session, execution)
+    if document is None:
+        return
+    if written and document.status is None:
+        documents.apply_state(document, written)
+        if document.payment_id:  # a paid invoice: its payment covers it in full
+            document.status, document.balance = "paid", "0.00"
+        session.commit()
+    queue.enqueue_write_back(document.id)
+
+
+def write_back(document_id: int) -> None:
+    from app.hubspot.write_back import write_back_document
+
+    write_back_document(document_id)
+
+
+def process_webhook(event_id: int) -> None:
+    from app.quickbooks.webhooks import process_event
+
+    process_event(event_id)
+
+
+def reconcile_due() -> None:
+    from app.quickbooks.reconcile import reconcile_due_connections
+
+    reconcile_due_connections()

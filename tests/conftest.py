@@ -20,7 +20,7 @@ from app.hubspot.signature import sign_request
 from app.quickbooks import oauth as quickbooks_oauth
 from app.storage.connections import get_or_create_connection, get_or_create_portal
 from app.storage.migrate import upgrade
-from tests.fakes.hubspot import FakeHubSpot
+from tests.fakes.hubspot import DEFAULT_SCOPES, FakeHubSpot
 from tests.fakes.quickbooks import FakeQuickBooks
 
 PUBLIC_URL = "https://qbo-actions.test"
@@ -44,9 +44,11 @@ def skip_or_fail(reason: str):
 @pytest.fixture(autouse=True)
 def fresh_preferences_cache():
     """QuickBooks preferences are cached per process and realm; every test starts from its own fake company."""
+    from app.hubspot import properties
     from app.quickbooks import client
 
     client._company_cache.clear()
+    properties.forget_known()
     yield
     client._company_cache.clear()
 
@@ -170,6 +172,7 @@ def portal(app, fake_hubspot):
     with app.app_context():
         portal = get_or_create_portal(db.session, PORTAL_ID)
         hubspot_oauth.store_tokens(portal, tokens)
+        portal.scopes = list(DEFAULT_SCOPES)  # what the install's token metadata says was granted
         db.session.commit()
     return fake_hubspot.portal(PORTAL_ID)
 

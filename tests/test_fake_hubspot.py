@@ -1,5 +1,6 @@
 """The HubSpot fake speaks HubSpot's wire formats and refuses what HubSpot refuses (plain `requests`)."""
 
+import json
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -731,3 +732,486 @@ def test_quotes_and_payments_carry_hubspot_association_ids_and_properties(fake, 
     assert read["properties"]["hs_initial_amount"] == "450"
     assert read["properties"]["hs_fees_amount"] is None  # a known property, unset: null
     assert "no_such_property" not in read["properties"]  # unknown: left out
+
+
+# --- Properties API: groups --------------------------------------------------------------------------------
+
+PROPERTIES_PREFIXES = ["/crm/properties/2026-03", "/crm/v3/properties"]
+WRITE_OBJECTS = [("deals", "dealinformation"), ("quotes", "quoteinformation"), ("commerce_payments", None)]
+
+
+def patch(fake, path, body, token=None, **params):
+    return requests.patch(fake.url + path, json=body, params=params, headers=bearer(token) if token else {}, timeout=5)
+
+
+QUICKBOOKS_GROUP = {"name": "quickbooks", "label": "QuickBooks", "displayOrder": -1}
+
+
+def text_property(name="quickbooks_invoice_id", **overrides):
+    return {
+        "name": name,
+        "label": "QuickBooks invoice ID",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "quickbooks",
+        "description": "The id of the QuickBooks invoice created.",
+    } | overrides
+
+
+def status_property(name="quickbooks_invoice_status"):
+    options = [{"label": v.capitalize(), "value": v, "displayOrder": i} for i, v in enumerate(("open", "paid"))]
+    return text_property(name, label="Status", type="enumeration", fieldType="select", options=options)
+
+
+def balance_property(name="quickbooks_invoice_balance"):
+    return text_property(name, label="Balance", type="number", fieldType="number")
+
+
+@pytest.mark.parametrize("prefix", PROPERTIES_PREFIXES)
+@pytest.mark.parametrize("object_type, hubspot_group", WRITE_OBJECTS)
+def test_groups_list_get_create_and_refuse_a_duplicate(fake, token, prefix, object_type, hubspot_group):
+    groups = f"{prefix}/{object_type}/groups"
+    listed = get(fake, groups, token)
+    assert listed.status_code == 200
+    (own,) = listed.json()["results"]
+    assert set(own) == {"name", "label", "displayOrder", "archived"} and own["archived"] is False
+    if hubspot_group:
+        assert own["name"] == hubspot_group
+    assert get(fake, f"{groups}/{own['name']}", token).json() == own
+
+    missing = get(fake, f"{groups}/quickbooks", token)
+    assert missing.status_code == 404 and missing.json()["category"] == "OBJECT_NOT_FOUND"
+
+    created = post(fake, groups, QUICKBOOKS_GROUP, token)
+    assert created.status_code == 201
+    assert created.json() == {"name": "quickbooks", "label": "QuickBooks", "displayOrder": -1, "archived": False}
+    assert created.headers["Location"] == f"{fake.url}{groups}/quickbooks"
+    assert get(fake, f"{groups}/quickbooks", token).json() == created.json()
+    assert [g["name"] for g in get(fake, groups, token).json()["results"]] == [own["name"], "quickbooks"]
+    assert [g["name"] for g in fake.portal(PORTAL).property_groups(object_type)] == [own["name"], "quickbooks"]
+
+    again = post(fake, groups, QUICKBOOKS_GROUP | {"label": "Other"}, token)
+    assert again.status_code == 409
+    assert again.json()["category"] == "OBJECT_ALREADY_EXISTS" and "quickbooks" in again.json()["message"]
+    assert get(fake, f"{groups}/quickbooks", token).json()["label"] == "QuickBooks"  # unchanged
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "quickbooks"},  # label is required
+        {"label": "QuickBooks"},  # name is required
+        {"name": "QuickBooks", "label": "QuickBooks"},  # upper case
+        {"name": "quick books", "label": "QuickBooks"},
+        {"name": "quickbooks", "label": "QuickBooks", "color": "green"},  # not a PropertyGroupCreate field
+        {"name": "quickbooks", "label": "QuickBooks", "displayOrder": "first"},
+    ],
+)
+def test_invalid_group_is_400_and_creates_nothing(fake, token, body):
+    response = post(fake, "/crm/v3/properties/deals/groups", body, token)
+    assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR"
+    assert [g["name"] for g in fake.portal(PORTAL).property_groups("deals")] == ["dealinformation"]
+
+
+def test_portal_define_group_makes_a_group_exist(fake, token):
+    fake.portal(PORTAL).define_group("quotes", "quickbooks", "QuickBooks")
+    assert get(fake, "/crm/properties/2026-03/quotes/groups/quickbooks", token).json()["label"] == "QuickBooks"
+    assert post(fake, "/crm/properties/2026-03/quotes/groups", QUICKBOOKS_GROUP, token).status_code == 409
+
+
+# --- Properties API: properties ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", PROPERTIES_PREFIXES)
+@pytest.mark.parametrize("object_type", [kind for kind, _ in WRITE_OBJECTS])
+def test_property_create_read_list_and_refuse_a_duplicate(fake, token, prefix, object_type):
+    base = f"{prefix}/{object_type}"
+    assert get(fake, f"{base}/quickbooks_invoice_id", token).status_code == 404
+    post(fake, f"{base}/groups", QUICKBOOKS_GROUP, token)
+
+    created = post(fake, base, text_property(), token)
+    assert created.status_code == 201
+    body = created.json()
+    assert created.headers["Location"] == f"{fake.url}{base}/quickbooks_invoice_id"
+    assert {k: body[k] for k in ("name", "label", "type", "fieldType", "groupName", "options", "archived")} == {
+        "name": "quickbooks_invoice_id",
+        "label": "QuickBooks invoice ID",
+        "type": "string",
+        "fieldType": "text",
+        "groupName": "quickbooks",
+        "options": [],
+        "archived": False,
+    }
+    assert body["description"] == "The id of the QuickBooks invoice created." and "hubspotDefined" not in body
+    assert body["modificationMetadata"] == {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False}
+    assert get(fake, f"{base}/quickbooks_invoice_id", token).json() == body
+    listed = {p["name"]: p for p in get(fake, base, token).json()["results"]}
+    assert listed["quickbooks_invoice_id"] == body
+    assert listed["hs_object_id"]["hubspotDefined"] is True  # HubSpot's own properties are listed too
+    assert fake.portal(PORTAL).properties_defined(object_type) == {"quickbooks_invoice_id": body}
+
+    again = post(fake, base, text_property(label="Another"), token)
+    assert again.status_code == 409
+    assert again.json() | {"correlationId": None} == {
+        "status": "error",
+        "message": "A property named 'quickbooks_invoice_id' already exists.",
+        "correlationId": None,
+        "category": "OBJECT_ALREADY_EXISTS",
+        "subCategory": "Properties.PROPERTY_WITH_NAME_EXISTS",
+        "context": {"name": ["quickbooks_invoice_id"]},
+    }
+
+
+def test_hubspots_own_and_test_made_properties_exist_and_cannot_be_created(fake, token):
+    fake.portal(PORTAL).define_property("deals", "made_in_the_ui")
+    own = get(fake, "/crm/v3/properties/deals/amount", token).json()
+    assert own["hubspotDefined"] is True and own["groupName"] == "dealinformation" and own["type"] == "number"
+    ui = get(fake, "/crm/v3/properties/deals/made_in_the_ui", token).json()
+    assert "hubspotDefined" not in ui
+    for name in ("dealname", "made_in_the_ui"):
+        body = text_property(name, groupName="dealinformation")
+        assert post(fake, "/crm/v3/properties/deals", body, token).status_code == 409
+    assert fake.portal(PORTAL).properties_defined("deals") == {}
+
+
+@pytest.mark.parametrize(
+    "overrides, reason",
+    [
+        ({"name": "QuickBooks_ID"}, "upper case"),
+        ({"name": "quickbooks id"}, "a space"),
+        ({"name": "1st_id"}, "starts with a digit"),
+        ({"type": "text"}, "not a type"),
+        ({"type": "object_coordinates"}, "cannot be created"),
+        ({"type": "number", "fieldType": "text"}, "fieldType does not fit the type"),
+        ({"type": "bool", "fieldType": "select"}, "fieldType does not fit the type"),
+        ({"fieldType": "dropdown"}, "not a fieldType"),
+        ({"groupName": "no_such_group"}, "the group must exist"),
+        ({"type": "enumeration", "fieldType": "select"}, "an enumeration needs options"),
+        ({"type": "enumeration", "fieldType": "select", "options": [{"label": "Open"}]}, "an option needs a value"),
+        ({"label": None}, "label is required"),
+        ({"color": "green"}, "not a PropertyCreate field"),
+    ],
+)
+def test_invalid_property_is_400_and_creates_nothing(fake, token, overrides, reason):
+    post(fake, "/crm/properties/2026-03/deals/groups", QUICKBOOKS_GROUP, token)
+    body = {k: v for k, v in (text_property() | overrides).items() if v is not None}
+    response = post(fake, "/crm/properties/2026-03/deals", body, token)
+    assert response.status_code == 400, reason
+    assert response.json()["category"] == "VALIDATION_ERROR"
+    assert fake.portal(PORTAL).properties_defined("deals") == {}
+
+
+def test_created_property_is_read_on_records_as_null_until_set(fake, token):
+    deal = fake.portal(PORTAL).add("deals", {"dealname": "D"})
+    read = f"/crm/v3/objects/deals/{deal}"
+    assert (
+        "quickbooks_invoice_id" not in get(fake, read, token, properties="quickbooks_invoice_id").json()["properties"]
+    )
+    post(fake, "/crm/v3/properties/deals/groups", QUICKBOOKS_GROUP, token)
+    post(fake, "/crm/v3/properties/deals", text_property(), token)
+    assert (
+        get(fake, read, token, properties="quickbooks_invoice_id").json()["properties"]["quickbooks_invoice_id"] is None
+    )
+
+
+@pytest.mark.parametrize("prefix", PROPERTIES_PREFIXES)
+def test_batch_create_is_201_and_207_for_names_taken(fake, token, prefix):
+    post(fake, f"{prefix}/quotes/groups", QUICKBOOKS_GROUP, token)
+    first = post(fake, f"{prefix}/quotes/batch/create", {"inputs": [text_property(), status_property()]}, token)
+    assert first.status_code == 201
+    assert first.json()["status"] == "COMPLETE" and "errors" not in first.json()
+    assert {p["name"] for p in first.json()["results"]} == {"quickbooks_invoice_id", "quickbooks_invoice_status"}
+    statuses = first.json()["results"][1]["options"]
+    assert [(o["value"], o["hidden"]) for o in statuses] == [("open", False), ("paid", False)]
+
+    inputs = [text_property(), balance_property(), status_property()]
+    second = post(fake, f"{prefix}/quotes/batch/create", {"inputs": inputs}, token)
+    assert second.status_code == 207
+    body = second.json()
+    assert [p["name"] for p in body["results"]] == ["quickbooks_invoice_balance"]
+    assert body["numErrors"] == 2
+    assert [e["context"]["name"] for e in body["errors"]] == [["quickbooks_invoice_id"], ["quickbooks_invoice_status"]]
+    assert {(e["status"], e["category"], e["subCategory"]) for e in body["errors"]} == {
+        ("error", "OBJECT_ALREADY_EXISTS", "Properties.PROPERTY_WITH_NAME_EXISTS")
+    }
+    assert set(fake.portal(PORTAL).properties_defined("quotes")) == {
+        "quickbooks_invoice_id",
+        "quickbooks_invoice_status",
+        "quickbooks_invoice_balance",
+    }
+
+
+def test_batch_create_with_an_invalid_input_is_400_and_creates_nothing(fake, token):
+    post(fake, "/crm/v3/properties/deals/groups", QUICKBOOKS_GROUP, token)
+    inputs = [text_property(), balance_property() | {"groupName": "missing_group"}]
+    response = post(fake, "/crm/v3/properties/deals/batch/create", {"inputs": inputs}, token)
+    assert response.status_code == 400 and "inputs[1]" in response.json()["message"]
+    assert fake.portal(PORTAL).properties_defined("deals") == {}
+    assert post(fake, "/crm/v3/properties/deals/batch/create", {}, token).status_code == 400
+
+
+def missing_scopes(response):
+    assert response.status_code == 403, response.text
+    body = response.json()
+    assert body["category"] == "MISSING_SCOPES"
+    return body["errors"][0]["context"]["requiredGranularScopes"]
+
+
+@pytest.mark.parametrize(
+    "object_type, schema_scope",
+    [
+        ("deals", "crm.schemas.deals.write"),
+        ("quotes", "crm.schemas.quotes.write"),
+        ("commerce_payments", "crm.schemas.commercepayments.write"),
+    ],
+)
+def test_creating_groups_and_properties_needs_the_schemas_write_scope(fake, object_type, schema_scope):
+    read_scope = "crm.objects.commercepayments.write" if object_type == "commerce_payments" else None
+    read_scope = read_scope or f"crm.objects.{object_type}.read"
+    limited = fake.issue_tokens(PORTAL, scopes=["oauth", read_scope])["access_token"]
+    base = f"/crm/properties/2026-03/{object_type}"
+    assert get(fake, f"{base}/groups", limited).status_code == 200  # reading needs no schemas scope
+    assert get(fake, base, limited).status_code == 200
+    assert missing_scopes(post(fake, f"{base}/groups", QUICKBOOKS_GROUP, limited)) == [schema_scope]
+    assert missing_scopes(post(fake, base, text_property(), limited)) == [schema_scope]
+    assert missing_scopes(post(fake, f"{base}/batch/create", {"inputs": [text_property()]}, limited)) == [schema_scope]
+    granted = fake.issue_tokens(PORTAL, scopes=["oauth", read_scope, schema_scope])["access_token"]
+    assert post(fake, f"{base}/groups", QUICKBOOKS_GROUP, granted).status_code == 201
+
+
+def test_reading_properties_needs_a_read_scope_of_that_object(fake):
+    contacts_only = fake.issue_tokens(PORTAL, scopes=["oauth", "crm.objects.contacts.read"])["access_token"]
+    assert "crm.objects.deals.read" in missing_scopes(get(fake, "/crm/v3/properties/deals", contacts_only))
+    schemas = fake.issue_tokens(PORTAL, scopes=["oauth", "crm.schemas.deals.read"])["access_token"]
+    assert get(fake, "/crm/v3/properties/deals/groups", schemas).status_code == 200
+    # The spec's list leaves out crm.objects.commercepayments.read; crm.schemas.commercepayments.read reads them.
+    payments_read = fake.issue_tokens(PORTAL, scopes=["oauth", "crm.objects.commercepayments.read"])["access_token"]
+    missing_scopes(get(fake, "/crm/v3/properties/commerce_payments", payments_read))
+    payments_schema = fake.issue_tokens(PORTAL, scopes=["oauth", "crm.schemas.commercepayments.read"])["access_token"]
+    assert get(fake, "/crm/v3/properties/commerce_payments", payments_schema).status_code == 200
+
+
+def test_properties_api_wants_a_token_and_a_known_object_type(fake, token):
+    assert get(fake, "/crm/v3/properties/deals").status_code == 401
+    assert get(fake, "/crm/properties/2026-03/widgets/groups", token).status_code == 400
+    assert get(fake, "/crm/properties/2026-03/0-3/groups", token).status_code == 200  # type ids work
+
+
+# --- record updates ----------------------------------------------------------------------------------------
+
+
+def with_quickbooks_properties(fake, token, object_type="deals"):
+    post(fake, f"/crm/v3/properties/{object_type}/groups", QUICKBOOKS_GROUP, token)
+    inputs = [text_property(), status_property(), balance_property()]
+    assert post(fake, f"/crm/v3/properties/{object_type}/batch/create", {"inputs": inputs}, token).status_code == 201
+
+
+@pytest.mark.parametrize("path", ["/crm/objects/2026-03/{type}/{id}", "/crm/v3/objects/{type}/{id}"])
+@pytest.mark.parametrize("object_type", [kind for kind, _ in WRITE_OBJECTS])
+def test_patch_updates_the_record_and_answers_the_object(fake, token, path, object_type):
+    with_quickbooks_properties(fake, token, object_type)
+    record = fake.portal(PORTAL).add(object_type, {})
+    before = fake.portal(PORTAL).get(object_type, record)
+    values = {"quickbooks_invoice_id": "130", "quickbooks_invoice_status": "open", "quickbooks_invoice_balance": 99.5}
+    response = patch(fake, path.format(type=object_type, id=record), {"properties": values}, token)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"id", "properties", "createdAt", "updatedAt", "archived"} and body["id"] == record
+    assert body["properties"]["quickbooks_invoice_id"] == "130"
+    assert body["properties"]["quickbooks_invoice_balance"] == "99.5"  # stored as text
+    assert body["properties"]["hs_object_id"] == record
+    stored = fake.portal(PORTAL).get(object_type, record)
+    assert stored["properties"]["quickbooks_invoice_status"] == "open"
+    assert stored["updatedAt"] >= before["updatedAt"] and body["updatedAt"] == stored["updatedAt"]
+    read = get(fake, path.format(type=object_type, id=record), token, properties="quickbooks_invoice_id")
+    assert read.json()["properties"]["quickbooks_invoice_id"] == "130"
+
+
+def test_patch_with_an_unknown_property_is_400_naming_it_and_changes_nothing(fake, token):
+    deal = fake.portal(PORTAL).add("deals", {"dealname": "D"})
+    values = {"dealname": "Renamed", "quickbooks_invoice_id": "130"}
+    response = patch(fake, f"/crm/objects/2026-03/deals/{deal}", {"properties": values}, token)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["category"] == "VALIDATION_ERROR"
+    assert body["message"].startswith("Property values were not valid: [")
+    (listed,) = json.loads(body["message"].removeprefix("Property values were not valid: "))
+    assert listed == {
+        "isValid": False,
+        "message": 'Property "quickbooks_invoice_id" does not exist',
+        "error": "PROPERTY_DOESNT_EXIST",
+        "name": "quickbooks_invoice_id",
+        "localizedErrorMessage": 'Property "quickbooks_invoice_id" does not exist',
+        "portalId": PORTAL,
+    }
+    assert body["errors"] == [
+        {
+            "message": 'Property "quickbooks_invoice_id" does not exist',
+            "code": "PROPERTY_DOESNT_EXIST",
+            "context": {"propertyName": ["quickbooks_invoice_id"]},
+        }
+    ]
+    assert fake.portal(PORTAL).get("deals", deal)["properties"]["dealname"] == "D"
+
+
+@pytest.mark.parametrize(
+    "values, code",
+    [
+        ({"quickbooks_invoice_status": "settled"}, "INVALID_OPTION"),
+        ({"quickbooks_invoice_balance": "12,50"}, "INVALID_FLOAT"),
+        ({"quickbooks_invoice_balance": " 12.50"}, "INVALID_FLOAT"),  # no surrounding spaces since April 2025
+        ({"hs_object_id": "5"}, "READ_ONLY_VALUE"),
+        ({"hs_lastmodifieddate": "2026-01-01T00:00:00Z"}, "READ_ONLY_VALUE"),
+    ],
+)
+def test_patch_refuses_values_the_property_does_not_take(fake, token, values, code):
+    with_quickbooks_properties(fake, token)
+    deal = fake.portal(PORTAL).add("deals", {"dealname": "D"})
+    response = patch(fake, f"/crm/v3/objects/deals/{deal}", {"properties": values}, token)
+    assert response.status_code == 400 and response.json()["errors"][0]["code"] == code
+
+
+def test_patch_clears_with_an_empty_string_and_finds_by_id_property(fake, token):
+    with_quickbooks_properties(fake, token)
+    portal = fake.portal(PORTAL)
+    deal = portal.add("deals", {"dealname": "D", "quickbooks_invoice_status": "open"})
+    cleared = patch(fake, f"/crm/v3/objects/deals/{deal}", {"properties": {"quickbooks_invoice_status": ""}}, token)
+    assert cleared.status_code == 200 and portal.get("deals", deal)["properties"]["quickbooks_invoice_status"] == ""
+    by_id = patch(
+        fake, "/crm/v3/objects/deals/130", {"properties": {"dealname": "E"}}, token, idProperty="quickbooks_invoice_id"
+    )
+    assert by_id.status_code == 404  # no deal holds that value
+    portal.update("deals", deal, {"quickbooks_invoice_id": "130"})
+    by_id = patch(
+        fake, "/crm/v3/objects/deals/130", {"properties": {"dealname": "E"}}, token, idProperty="quickbooks_invoice_id"
+    )
+    assert by_id.status_code == 200 and by_id.json()["id"] == deal
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"properties": {}}, {"properties": "x"}, {"properties": {"dealname": {"value": "x"}}}, {"dealname": "x"}],
+)
+def test_patch_with_a_malformed_body_is_400(fake, token, body):
+    deal = fake.portal(PORTAL).add("deals", {"dealname": "D"})
+    response = patch(fake, f"/crm/v3/objects/deals/{deal}", body, token)
+    assert response.status_code == 400 and response.json()["category"] == "VALIDATION_ERROR"
+
+
+def test_patch_of_an_unknown_record_is_404(fake, token):
+    response = patch(fake, "/crm/objects/2026-03/deals/404404", {"properties": {"dealname": "X"}}, token)
+    assert response.status_code == 404 and response.json()["category"] == "OBJECT_NOT_FOUND"
+    assert response.json()["context"] == {"id": ["404404"]}
+
+
+@pytest.mark.parametrize(
+    "object_type, write_scope",
+    [
+        ("deals", "crm.objects.deals.write"),
+        ("quotes", "crm.objects.quotes.write"),
+        ("commerce_payments", "crm.objects.commercepayments.write"),
+    ],
+)
+def test_updates_need_the_objects_write_scope(fake, object_type, write_scope):
+    record = fake.portal(PORTAL).add(object_type, {})
+    fake.portal(PORTAL).define_property(object_type, "note")
+    read_only = ["oauth", f"crm.objects.{object_type.replace('_', '')}.read"]  # commercepayments
+    limited = fake.issue_tokens(PORTAL, scopes=read_only)["access_token"]
+    body = {"properties": {"note": "x"}}
+    required = missing_scopes(patch(fake, f"/crm/v3/objects/{object_type}/{record}", body, limited))
+    assert write_scope in required
+    batch = {"inputs": [{"id": record, "properties": {"note": "x"}}]}
+    assert write_scope in missing_scopes(post(fake, f"/crm/objects/2026-03/{object_type}/batch/update", batch, limited))
+    granted = fake.issue_tokens(PORTAL, scopes=["oauth", write_scope])["access_token"]
+    assert patch(fake, f"/crm/v3/objects/{object_type}/{record}", body, granted).status_code == 200
+
+
+def test_quote_updates_also_take_the_legacy_e_commerce_scope(fake):
+    quote = fake.portal(PORTAL).add("quotes", {"hs_title": "Q"})
+    legacy = fake.issue_tokens(PORTAL, scopes=["oauth", "e-commerce"])["access_token"]
+    assert patch(fake, f"/crm/v3/objects/quotes/{quote}", {"properties": {"hs_title": "R"}}, legacy).status_code == 200
+
+
+@pytest.mark.parametrize("prefix", ["/crm/objects/2026-03", "/crm/v3/objects"])
+def test_batch_update_is_200_and_207_for_unknown_ids(fake, token, prefix):
+    with_quickbooks_properties(fake, token)
+    portal = fake.portal(PORTAL)
+    one, two = portal.add("deals", {"dealname": "A"}), portal.add("deals", {"dealname": "B"})
+    inputs = [{"id": one, "properties": {"quickbooks_invoice_id": "1"}}, {"id": two, "properties": {"dealname": "C"}}]
+    done = post(fake, f"{prefix}/deals/batch/update", {"inputs": inputs}, token)
+    assert done.status_code == 200
+    assert done.json()["status"] == "COMPLETE" and "errors" not in done.json()
+    assert {r["id"]: r["properties"].get("quickbooks_invoice_id") for r in done.json()["results"]} == {
+        one: "1",
+        two: None,
+    }
+    assert portal.get("deals", two)["properties"]["dealname"] == "C"
+
+    inputs = [
+        {"id": one, "properties": {"quickbooks_invoice_id": "2"}},
+        {"id": "404404", "properties": {"dealname": "X"}},
+    ]
+    partial = post(fake, f"{prefix}/deals/batch/update", {"inputs": inputs}, token)
+    assert partial.status_code == 207
+    body = partial.json()
+    assert [r["id"] for r in body["results"]] == [one] and body["numErrors"] == 1
+    assert body["errors"][0]["category"] == "OBJECT_NOT_FOUND" and body["errors"][0]["context"] == {"ids": ["404404"]}
+    assert portal.get("deals", one)["properties"]["quickbooks_invoice_id"] == "2"
+
+
+def test_batch_update_with_an_unknown_property_is_400_and_updates_nothing(fake, token):
+    portal = fake.portal(PORTAL)
+    one, two = portal.add("deals", {"dealname": "A"}), portal.add("deals", {"dealname": "B"})
+    inputs = [{"id": one, "properties": {"dealname": "A2"}}, {"id": two, "properties": {"quickbooks_invoice_id": "9"}}]
+    response = post(fake, "/crm/v3/objects/deals/batch/update", {"inputs": inputs}, token)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["context"] == {"propertyName": ["quickbooks_invoice_id"]}
+    assert portal.get("deals", one)["properties"]["dealname"] == "A"
+
+
+def test_batch_update_refuses_repeated_ids_and_more_than_100_inputs(fake, token):
+    deal = fake.portal(PORTAL).add("deals", {"dealname": "A"})
+    twice = [{"id": deal, "properties": {"dealname": "B"}}, {"id": deal, "properties": {"dealname": "C"}}]
+    response = post(fake, "/crm/v3/objects/deals/batch/update", {"inputs": twice}, token)
+    assert response.status_code == 400
+    assert response.json()["message"] == f"Duplicate IDs found in batch input: [{deal}]. IDs must be unique"
+    many = [{"id": str(n), "properties": {"dealname": "X"}} for n in range(101)]
+    assert post(fake, "/crm/v3/objects/deals/batch/update", {"inputs": many}, token).status_code == 400
+    assert post(fake, "/crm/v3/objects/deals/batch/update", {"inputs": [{"id": deal}]}, token).status_code == 400
+    assert fake.portal(PORTAL).get("deals", deal)["properties"]["dealname"] == "A"
+
+
+def test_updates_are_recorded_and_count_against_the_rate_limit(fake, token):
+    deal = fake.portal(PORTAL).add("deals", {"dealname": "A"})
+    first = patch(fake, f"/crm/v3/objects/deals/{deal}", {"properties": {"dealname": "B"}}, token)
+    second = patch(fake, f"/crm/v3/objects/deals/{deal}", {"properties": {"dealname": "C"}}, token)
+    remaining = [int(r.headers["X-HubSpot-RateLimit-Remaining"]) for r in (first, second)]
+    assert remaining[1] == remaining[0] - 1
+    (recorded, _) = fake.requests_to("PATCH", f"/crm/v3/objects/deals/{deal}")
+    assert recorded.json == {"properties": {"dealname": "B"}} and recorded.status == 200
+
+    fake.enforce_rate_limit = True
+    for _ in range(200):
+        response = patch(fake, f"/crm/v3/objects/deals/{deal}", {"properties": {"dealname": "D"}}, token)
+        if response.status_code == 429:
+            break
+    assert response.status_code == 429 and response.json()["errorType"] == "RATE_LIMIT"
+
+
+# --- scopes a test can grant ---------------------------------------------------------------------------------
+
+
+def test_default_install_grants_the_write_back_scopes_and_tests_can_grant_fewer(fake):
+    from tests.fakes.hubspot import DEFAULT_SCOPES
+
+    for scope in (
+        "crm.objects.deals.write",
+        "crm.schemas.deals.write",
+        "crm.objects.quotes.write",
+        "crm.schemas.quotes.write",
+        "crm.objects.commercepayments.write",
+        "crm.schemas.commercepayments.write",
+    ):
+        assert scope in DEFAULT_SCOPES
+    none = fake.issue_tokens(PORTAL, scopes=[])["access_token"]
+    assert get(fake, f"/oauth/v1/access-tokens/{none}").json()["scopes"] == []

@@ -5,9 +5,12 @@ every rule asserted here is one QBO enforces, so the app's tests see the failure
 """
 
 import json
+import re
+import threading
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -1187,3 +1190,207 @@ def test_names_cannot_be_queried_by_currency(multicurrency, uk_api):
     )
     error = fault_of(response)
     assert error["code"] == "4001" and "property 'CurrencyRef' is not queryable" in error["Detail"]
+
+
+# -- what a user does in QuickBooks, ChangeDataCapture and webhooks ------------------------------------------
+
+
+def since_an_hour_ago() -> str:
+    return (datetime.now(timezone(timedelta(hours=-8))) - timedelta(hours=1)).isoformat(timespec="seconds")
+
+
+def test_user_actions_pay_void_and_delete_an_invoice(company, customer, item, qb):
+    invoice = new_invoice(customer["Id"], item["Id"], 100).save(qb=qb)
+
+    payment = company.receive_payment(invoice.Id, 40)
+
+    assert payment["Line"][0]["LinkedTxn"] == [{"TxnId": invoice.Id, "TxnType": "Invoice"}]
+    stored = company.get("Invoice", invoice.Id)
+    assert stored["Balance"] == 60.0 and {"TxnId": payment["Id"], "TxnType": "Payment"} in stored["LinkedTxn"]
+    company.void("Payment", payment["Id"])
+    assert company.get("Invoice", invoice.Id)["Balance"] == 100.0
+    voided = company.void("Invoice", invoice.Id)
+    assert (voided["TotalAmt"], voided["Balance"], voided["PrivateNote"]) == (0.0, 0.0, "Voided")
+    company.delete("Invoice", invoice.Id)
+    with pytest.raises(ObjectNotFoundException):
+        Invoice.get(invoice.Id, qb=qb)
+    assert company.get("Invoice", invoice.Id) is None
+    changes = [(c["entity"], c["operation"]) for c in company.changes]
+    assert changes[changes.index(("Invoice", "Create")) :] == [
+        ("Invoice", "Create"),
+        ("Payment", "Create"),
+        ("Invoice", "Update"),  # the payment moved its balance
+        ("Payment", "Void"),
+        ("Invoice", "Update"),
+        ("Invoice", "Void"),
+        ("Invoice", "Delete"),
+    ]
+
+
+def test_change_data_capture_lists_changes_and_deletions(company, customer, item, qb):
+    since = since_an_hour_ago()
+    kept = new_invoice(customer["Id"], item["Id"], 100).save(qb=qb)
+    gone = new_invoice(customer["Id"], item["Id"], 50).save(qb=qb)
+    payment = company.receive_payment(kept.Id, 100)
+    company.delete("Invoice", gone.Id)
+
+    answer = qb.change_data_capture("Invoice,Payment,Estimate", since)
+
+    groups = answer["CDCResponse"][0]["QueryResponse"]
+    invoices, payments = groups[0]["Invoice"], groups[1]["Payment"]
+    assert [i["Id"] for i in invoices] == [kept.Id, gone.Id]  # changed ones by LastUpdatedTime, deletions last
+    assert invoices[0]["Balance"] == 0.0
+    assert invoices[1]["status"] == "Deleted" and invoices[1]["MetaData"]["LastUpdatedTime"]
+    assert [p["Id"] for p in payments] == [payment["Id"]]
+    assert groups[2] == {}  # no estimate changed
+    assert answer["time"]
+
+    later = qb.change_data_capture("Invoice", company.get("Payment", payment["Id"])["MetaData"]["LastUpdatedTime"])
+    assert [i["Id"] for i in later["CDCResponse"][0]["QueryResponse"][0]["Invoice"]] == [kept.Id, gone.Id]
+
+
+def test_change_data_capture_rules(company, qb):
+    too_old = (datetime.now(UTC) - timedelta(days=31)).isoformat(timespec="seconds")
+    with pytest.raises(QuickbooksException) as old:
+        qb.change_data_capture("Invoice", too_old)
+    with pytest.raises(QuickbooksException) as unsupported:
+        qb.change_data_capture("TaxCode", since_an_hour_ago())
+    with pytest.raises(QuickbooksException) as unknown:
+        qb.change_data_capture("Invoice,Spaceship", since_an_hour_ago())
+    assert {old.value.error_code, unsupported.value.error_code, unknown.value.error_code} == {2010}
+
+
+class WebhookSink:
+    """Collects what the fake POSTs, answering 200."""
+
+    def __init__(self):
+        self.received: list[tuple[str, bytes, dict]] = []
+
+    def __call__(self, url, body, headers):
+        self.received.append((url, body, headers))
+        return 200
+
+    def payloads(self) -> list:
+        return [json.loads(body) for _, body, _ in self.received]
+
+
+@pytest.fixture
+def sink(fake):
+    sink = WebhookSink()
+    fake.webhook_url = "https://qbo-actions.test/quickbooks/webhooks"
+    fake.webhook_verifier = "verifier-token"
+    fake.webhook_sender = sink
+    return sink
+
+
+def expected_signature(body: bytes, token: str = "verifier-token") -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    return base64.b64encode(hmac.new(token.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def test_no_webhook_is_sent_without_a_url(fake, company, customer, item, qb):
+    new_invoice(customer["Id"], item["Id"], 100).save(qb=qb)
+
+    assert fake.webhook_deliveries == []
+
+
+def test_an_api_write_is_notified_as_signed_cloud_events_before_its_answer(fake, company, customer, item, qb, sink):
+    invoice = new_invoice(customer["Id"], item["Id"], 100).save(qb=qb)
+
+    assert len(sink.received) == 1  # delivered before the create answered
+    url, body, headers = sink.received[0]
+    assert url == fake.webhook_url and headers["intuit-signature"] == expected_signature(body)
+    [event] = json.loads(body)
+    assert event["specversion"] == "1.0" and event["id"]
+    assert event["type"] == "qbo.invoice.created.v1"
+    assert (event["intuitaccountid"], event["intuitentityid"]) == (REALM, invoice.Id)
+    updated = datetime.fromisoformat(company.get("Invoice", invoice.Id)["MetaData"]["LastUpdatedTime"])
+    assert datetime.fromisoformat(event["time"]) == updated and event["time"].endswith("Z")
+    assert fake.webhook_deliveries[0].status == 200
+
+
+def test_a_payment_is_notified_with_the_invoice_it_moved_in_the_legacy_format(fake, company, customer, item, sink):
+    fake.webhook_format = "legacy"
+    invoice = company.write("Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [line_for(item, 100)]})
+    sink.received.clear()
+
+    payment = company.receive_payment(invoice["Id"], 100)
+
+    [payload] = sink.payloads()
+    [notification] = payload["eventNotifications"]
+    assert notification["realmId"] == REALM
+    entities = notification["dataChangeEvent"]["entities"]
+    assert [(e["name"], e["id"], e["operation"]) for e in entities] == [
+        ("Payment", payment["Id"], "Create"),
+        ("Invoice", invoice["Id"], "Update"),
+    ]
+    stamp = entities[1]["lastUpdated"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}", stamp)  # 2015-10-05T14:42:19-0700
+    assert sink.received[0][2]["intuit-signature"] == expected_signature(sink.received[0][1])
+
+
+def line_for(item, amount) -> dict:
+    return {
+        "Amount": amount,
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}},
+    }
+
+
+def test_queued_webhooks_wait_for_deliver_and_go_in_one_notification(fake, company, customer, item, sink):
+    fake.webhook_delivery = "queued"
+    invoice = company.write(
+        "Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [line_for(item, 100)]}, mode="create"
+    )
+    company.void("Invoice", invoice["Id"])
+    assert sink.received == []
+
+    fake.deliver_webhooks()
+
+    [events] = sink.payloads()
+    assert [e["type"] for e in events] == ["qbo.invoice.created.v1", "qbo.invoice.voided.v1"]
+    assert fake.deliver_webhooks() == []  # nothing left
+
+
+def test_disabled_webhooks_are_dropped_and_counted(fake, company, customer, item, sink):
+    fake.webhooks_enabled = False
+    invoice = company.write(
+        "Invoice", {"CustomerRef": {"value": customer["Id"]}, "Line": [line_for(item, 100)]}, mode="create"
+    )
+    company.delete("Invoice", invoice["Id"])
+
+    assert sink.received == [] and fake.webhooks_dropped == 2
+    assert [c["operation"] for c in company.changes[-2:]] == ["Create", "Delete"]  # CDC still sees them
+
+
+def test_webhooks_are_posted_over_http_by_default(fake, company, customer, item):
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, body, self.headers["intuit-signature"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fake.webhook_url = f"http://127.0.0.1:{server.server_address[1]}/quickbooks/webhooks"
+        fake.webhook_verifier = "verifier-token"
+        company.add_vendor(DisplayName="Paper Supply")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    [(path, body, signature)] = received
+    assert path == "/quickbooks/webhooks" and signature == expected_signature(body)
+    assert json.loads(body)[0]["type"] == "qbo.vendor.created.v1"
+    assert fake.webhook_deliveries[-1].status == 200

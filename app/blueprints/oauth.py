@@ -9,6 +9,7 @@ from intuitlib.exceptions import AuthClientError
 from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
 from app.extensions import db
 from app.hubspot import oauth as hubspot_oauth
+from app.hubspot.write_back import create_properties_at_install
 from app.quickbooks import oauth as quickbooks_oauth
 from app.quickbooks.client import books_client
 from app.storage.connections import get_or_create_connection, get_or_create_portal, get_portal
@@ -63,6 +64,7 @@ def hubspot_callback():
     portal.scopes = metadata.get("scopes") or []
     portal.hub_domain = metadata.get("hub_domain")
     db.session.commit()
+    create_properties_at_install(portal)
     session["portal_id"] = portal.id
     # Installing and signing in are the same flow: both land on the console, which says what to do next.
     flash(f"Signed in to HubSpot account {portal.id}: qbo-actions is installed there.", "success")

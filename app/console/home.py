@@ -19,6 +19,7 @@ def home():
         "console/home.html",
         connections=connections,
         failures=sum(service.failure_counts(db.session, portal_id=portal.id).values()),
+        write_back_problems=service.write_back_problems(db.session, portal_id=portal.id),
         reconnect=[
             c["connection"] for c in connections if c["connection"].state == QuickBooksConnection.RECONNECT_NEEDED
         ],

@@ -4,7 +4,7 @@ import json
 
 from sqlalchemy import Text, cast, func, or_, select
 
-from app.storage.models import Execution, QuickBooksConnection, utcnow
+from app.storage.models import Execution, QuickBooksConnection, QuickBooksDocument, utcnow
 
 SUCCESS, FAIL_CONTINUE = "SUCCESS", "FAIL_CONTINUE"
 PAGE_SIZE = 25
@@ -133,3 +133,18 @@ def dismiss(session, execution: Execution) -> bool:
     execution.dismissed_at = utcnow()
     session.commit()
     return True
+
+
+def write_back_problems(session, *, portal_id: int) -> list[str]:
+    """Why documents could not be shown on their HubSpot records (missing scopes, refusals), newest first."""
+    query = (
+        select(QuickBooksDocument.write_back_error)
+        .where(
+            QuickBooksDocument.portal_id == portal_id,
+            QuickBooksDocument.write_back_error.is_not(None),
+            QuickBooksDocument.write_back_error.not_like("Waiting to retry%"),
+        )
+        .order_by(QuickBooksDocument.updated_at.desc())
+        .limit(50)
+    )
+    return list(dict.fromkeys(session.scalars(query)))  # each reason once

@@ -123,6 +123,18 @@ SECTIONS = (
         ),
     ),
     (
+        "In HubSpot",
+        (
+            Setting(
+                "write_back",
+                "Show documents on the HubSpot record",
+                "Writes each QuickBooks document's id, number, link, status and balance onto the deal, quote or "
+                "payment it was made from (properties in the QuickBooks group), kept current from QuickBooks.",
+                {"on": "On: the record shows its QuickBooks documents", "off": "Off: only the workflow's outputs"},
+            ),
+        ),
+    ),
+    (
         "Payments",
         (
             Setting(

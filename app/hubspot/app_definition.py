@@ -132,6 +132,25 @@ class SupportSchema(_FileSchema):
     supportPhone = fields.Str()
 
 
+# Where an app card can sit (HubSpot's app cards reference, platform 2026.03).
+CARD_LOCATIONS = ("crm.record.tab", "crm.record.sidebar", "crm.preview", "helpdesk.sidebar")
+
+
+class CardSchema(_FileSchema):
+    """The app card (`flask hubspot export-project` writes it with its React source, app/hubspot/card/)."""
+
+    uid = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"))
+    name = fields.Str(required=True, validate=validate.Length(min=1))
+    description = fields.Str(load_default="")
+    location = fields.Str(load_default="crm.record.tab", validate=validate.OneOf(CARD_LOCATIONS))
+    # HubSpot's names for the records it appears on, e.g. "deals"; written to the card's hsmeta as they are.
+    objectTypes = fields.List(
+        fields.Str(validate=validate.Regexp(r"^[A-Za-z0-9_-]+$", error="must be an object type name such as 'deals'")),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+
+
 class AppSchema(_FileSchema):
     uid = fields.Str(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"))
     name = fields.Str(required=True, validate=validate.Length(min=1))
@@ -144,6 +163,7 @@ class AppSchema(_FileSchema):
     conditionallyRequiredScopes = fields.List(fields.Str(), load_default=list)
     permittedFetchUrls = fields.List(fields.Url(), load_default=list)
     support = fields.Nested(SupportSchema, load_default=dict)
+    card = fields.Nested(CardSchema, load_default=None)
 
 
 class AppLabelsSchema(_FileSchema):

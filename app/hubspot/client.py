@@ -70,6 +70,44 @@ class HubSpotClient:
             if not after:
                 return results
 
+    # -- properties and record updates (the documents on the record) ------------------------------------
+
+    def property_group(self, object_type: str, name: str) -> dict | None:
+        try:
+            return self._properties_request("GET", object_type, f"/groups/{name}")
+        except HubSpotNotFound:
+            return None
+
+    def create_property_group(self, object_type: str, group: dict) -> None:
+        try:
+            self._properties_request("POST", object_type, "/groups", json=group)
+        except HubSpotError as exc:
+            if exc.status != 409:  # created meanwhile (another worker): as good as ours
+                raise
+
+    def property_names(self, object_type: str) -> set[str]:
+        return {p["name"] for p in self._properties_request("GET", object_type, "").get("results", [])}
+
+    def create_properties(self, object_type: str, properties: list[dict]) -> None:
+        """Batch create; names that exist meanwhile come back as errors of a 207 and are fine."""
+        self._properties_request("POST", object_type, "/batch/create", json={"inputs": properties})
+
+    def update_object(self, object_type: str, object_id: str, properties: dict[str, str]) -> dict:
+        path = self._objects_path(object_type) + f"/{object_id}"
+        return self._request("PATCH", path, json={"properties": properties})
+
+    def _properties_request(self, method: str, object_type: str, tail: str, **kwargs):
+        """Date-versioned Properties API, falling back to v3 where the account does not route it yet."""
+        if self.legacy:
+            return self._request(method, f"/crm/v3/properties/{object_type}{tail}", **kwargs)
+        try:
+            return self._request(method, f"/crm/properties/{self.version}/{object_type}{tail}", **kwargs)
+        except HubSpotNotFound as exc:
+            if exc.category == "OBJECT_NOT_FOUND":  # the route exists; what it names does not
+                raise
+            log.info("date-versioned properties path not found; using v3 for %s", object_type)
+            return self._request(method, f"/crm/v3/properties/{object_type}{tail}", **kwargs)
+
     # -- callbacks ---------------------------------------------------------------------------------------
 
     def complete_callback(self, callback_id: str, output_fields: dict[str, str]) -> None:

@@ -4,7 +4,7 @@
 or updates only what differs, so a second run changes nothing. It talks to the date-versioned
 definitions API (`/automation/actions/2026-03/{appId}`) and falls back to `/automation/v4/actions/{appId}`
 when HubSpot does not know the versioned path. `export_project` writes the same definitions as a
-HubSpot developer project (platform 2026.03) for `hs project upload`.
+HubSpot developer project (platform 2026.03) for `hs project upload`, with the app card (app/hubspot/card/).
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from pathlib import Path
 import requests
 
 from app.hubspot.app_definition import AppDefinition, action_config, action_definition_payload, resolve_url
+
+CARD_SOURCE = Path(__file__).resolve().parent / "card"  # the card's React source, package.json and tests
+CARD_NAME = "quickbooks-documents"  # src/app/cards/<CARD_NAME>.jsx and <CARD_NAME>-hsmeta.json
+CARD_PUBLIC_URL = "'__QBO_ACTIONS_PUBLIC_URL__'"  # the card's placeholder for PUBLIC_URL, filled in on export
 
 DEFAULT_API_VERSION = "2026-03"
 LEGACY_API_VERSION = "v4"
@@ -256,25 +260,32 @@ def hubspot_message(response: requests.Response) -> str:
 
 
 def export_project(*, app_definition: AppDefinition, public_url: str, directory) -> list[Path]:
-    """Write hsproject.json, src/app/app-hsmeta.json and one workflow-action hsmeta per action."""
+    """Write hsproject.json, src/app/app-hsmeta.json, the app card and one workflow-action hsmeta per action."""
     directory = Path(directory)
     app = app_definition.app
     files = {
-        directory / "hsproject.json": {
-            "name": app.get("projectName") or app["name"],
-            "srcDir": "src",
-            "platformVersion": PLATFORM_VERSION,
-        },
-        directory / "src" / "app" / "app-hsmeta.json": app_hsmeta(app, public_url),
+        directory / "hsproject.json": _json(
+            {"name": app.get("projectName") or app["name"], "srcDir": "src", "platformVersion": PLATFORM_VERSION}
+        ),
+        directory / "src" / "app" / "app-hsmeta.json": _json(app_hsmeta(app, public_url)),
     }
+    if app.get("card"):
+        cards = directory / "src" / "app" / "cards"
+        files[cards / f"{CARD_NAME}-hsmeta.json"] = _json(card_hsmeta(app["card"]))
+        files[cards / f"{CARD_NAME}.jsx"] = card_source(public_url)
+        files[cards / "package.json"] = _json(card_package())
     for name, action in app_definition.actions.items():
-        files[directory / "src" / "app" / "workflow-actions" / f"{name}-hsmeta.json"] = workflow_action_hsmeta(
-            action, public_url
+        files[directory / "src" / "app" / "workflow-actions" / f"{name}-hsmeta.json"] = _json(
+            workflow_action_hsmeta(action, public_url)
         )
     for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        path.write_text(content, encoding="utf-8")
     return list(files)
+
+
+def _json(content: dict) -> str:
+    return json.dumps(content, indent=2, ensure_ascii=False) + "\n"
 
 
 def app_hsmeta(app: dict, public_url: str) -> dict:
@@ -292,9 +303,45 @@ def app_hsmeta(app: dict, public_url: str) -> dict:
                 "optionalScopes": list(app["optionalScopes"]),
                 "conditionallyRequiredScopes": list(app["conditionallyRequiredScopes"]),
             },
-            "permittedUrls": {"fetch": list(app["permittedFetchUrls"]), "iframe": [], "img": []},
+            "permittedUrls": {"fetch": permitted_fetch_urls(app, public_url), "iframe": [], "img": []},
             "support": dict(app["support"]),
         },
+    }
+
+
+def permitted_fetch_urls(app: dict, public_url: str) -> list[str]:
+    """The app's own fetch URLs, and PUBLIC_URL when the card calls it with hubspot.fetch."""
+    urls = list(app["permittedFetchUrls"])
+    server = public_url.rstrip("/")
+    if app.get("card") and server not in urls:
+        urls.append(server)
+    return urls
+
+
+def card_hsmeta(card: dict) -> dict:
+    config = {"name": card["name"], "description": card["description"], "location": card["location"]}
+    config |= {"entrypoint": f"/app/cards/{CARD_NAME}.jsx", "objectTypes": list(card["objectTypes"])}
+    return {"uid": card["uid"], "type": "card", "config": config}
+
+
+def card_source(public_url: str) -> str:
+    """The card's React source with PUBLIC_URL in place of its placeholder."""
+    source = (CARD_SOURCE / f"{CARD_NAME}.jsx").read_text(encoding="utf-8")
+    if source.count(CARD_PUBLIC_URL) != 1:
+        raise ValueError(f"{CARD_NAME}.jsx must hold the placeholder {CARD_PUBLIC_URL} exactly once")
+    return source.replace(CARD_PUBLIC_URL, json.dumps(public_url.rstrip("/")))
+
+
+def card_package() -> dict:
+    """src/app/cards/package.json: the card's runtime dependencies, pinned as its tests ran them."""
+    source = json.loads((CARD_SOURCE / "package.json").read_text(encoding="utf-8"))
+    return {
+        "name": "qbo-actions-cards",
+        "version": source["version"],
+        "private": True,
+        "license": source["license"],
+        "type": "module",
+        "dependencies": dict(source["dependencies"]),
     }
 
 

@@ -98,6 +98,20 @@ class BooksClient:
                 return None
             raise
 
+    def changes_since(self, entities: list[str], since: str) -> tuple[dict[str, list[dict]], str]:
+        """ChangeDataCapture (GET /cdc): {entity: records changed since `since`}, and QuickBooks' `time`.
+
+        A deleted record comes as {"Id", "status": "Deleted", "MetaData": {"LastUpdatedTime"}}. QuickBooks
+        looks back at most 30 days and answers at most 1000 objects.
+        """
+        result = self._call(lambda: self.qb.change_data_capture(",".join(entities), since))
+        changes: dict[str, list[dict]] = {entity: [] for entity in entities}
+        for block in result.get("CDCResponse") or []:
+            for group in block.get("QueryResponse") or []:
+                for entity in entities:
+                    changes[entity].extend(group.get(entity) or [])
+        return changes, str(result.get("time") or "")
+
     def preferences(self) -> dict:
         url = f"{self.qb.api_url}/company/{self.realm_id}/preferences"
         return self._cached(("preferences",), lambda: self._call(lambda: self.qb.get(url))["Preferences"])

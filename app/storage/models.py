@@ -157,3 +157,76 @@ class DocumentClaim(Base):
     execution_id: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuickBooksDocument(Base):
+    """A QuickBooks document an execution created, and its state as last read from QuickBooks.
+
+    What HubSpot's record properties and the app card show; webhooks and reconciliation keep it current.
+    One row per QuickBooks document (a second enrollment answering with the same document adds none).
+    """
+
+    __tablename__ = "quickbooks_documents"
+    __table_args__ = (UniqueConstraint("realm_id", "entity", "quickbooks_id", name="uq_document_realm_entity_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    portal_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    realm_id: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))  # Invoice, Estimate, SalesReceipt, Purchase, RefundReceipt
+    kind: Mapped[str] = mapped_column(String(32))  # invoice, estimate, sales_receipt, expense, refund_receipt
+    quickbooks_id: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(64))  # the HubSpot record: DEAL, QUOTE, COMMERCE_PAYMENT
+    object_id: Mapped[str] = mapped_column(String(64), index=True)
+    execution_id: Mapped[int | None] = mapped_column(Integer)
+    number: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str | None] = mapped_column(String(512))
+    payment_id: Mapped[str | None] = mapped_column(String(64))  # a paid invoice's Payment
+    status: Mapped[str | None] = mapped_column(String(32))  # decisions.md §6 values
+    amount: Mapped[str | None] = mapped_column(String(32))  # TotalAmt, as QuickBooks states it
+    balance: Mapped[str | None] = mapped_column(String(32))
+    currency: Mapped[str | None] = mapped_column(String(8))
+    txn_date: Mapped[str | None] = mapped_column(String(10))
+    quickbooks_updated_at: Mapped[str | None] = mapped_column(String(40))  # MetaData.LastUpdatedTime: newest wins
+    written_back_at: Mapped[datetime | None]  # when the HubSpot record last got these values
+    write_back_error: Mapped[str | None] = mapped_column(Text)
+    write_back_attempts: Mapped[int] = mapped_column(Integer, default=0)  # transient failures since the last success
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class QuickBooksEvent(Base):
+    """One change Intuit notified by webhook (one entity of one company), kept until it has been followed.
+
+    event_key makes a replayed delivery store nothing new: the CloudEvents `id`, or for the legacy format a
+    hash of realm, entity, id, operation and lastUpdated.
+    """
+
+    __tablename__ = "quickbooks_events"
+    __table_args__ = (UniqueConstraint("event_key", name="uq_quickbooks_event_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(128))
+    realm_id: Mapped[str] = mapped_column(String(64), index=True)
+    entity: Mapped[str] = mapped_column(String(64))  # QuickBooks' name: Invoice, Payment, Customer...
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    operation: Mapped[str] = mapped_column(String(32))  # Create, Update, Delete, Void, Merge, Emailed
+    occurred_at: Mapped[str | None] = mapped_column(String(40))  # `time` / `lastUpdated`, as Intuit wrote it
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(index=True)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # applied, unchanged, ignored, failed, reconciled
+    note: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # transient QuickBooks failures so far
+
+
+class QuickBooksReconciliation(Base):
+    """Where ChangeDataCapture left off for one QuickBooks company (realm), shared by its connections."""
+
+    __tablename__ = "quickbooks_reconciliations"
+    __table_args__ = (UniqueConstraint("realm_id", name="uq_reconciliation_realm"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    realm_id: Mapped[str] = mapped_column(String(64))
+    changed_since: Mapped[str | None] = mapped_column(String(40))  # the high-water mark sent as changedSince
+    attempted_at: Mapped[datetime | None]  # the last pass started (due again RECONCILE_INTERVAL_SECONDS later)
+    succeeded_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)

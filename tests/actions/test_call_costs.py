@@ -56,16 +56,16 @@ class Cost:
 
 # (action, record type) → (QuickBooks cold, QuickBooks warm, HubSpot cold, HubSpot warm), as measured.
 EXPECTED = {
-    ("create_invoice", "DEAL"): (5, 3, 5, 5),
-    ("create_invoice", "QUOTE"): (5, 3, 5, 5),
-    ("create_estimate", "DEAL"): (5, 3, 5, 5),
-    ("create_estimate", "QUOTE"): (5, 3, 5, 5),
-    ("create_sales_receipt", "DEAL"): (5, 3, 5, 5),
-    ("create_sales_receipt", "QUOTE"): (5, 3, 5, 5),
-    ("create_sales_receipt", "COMMERCE_PAYMENT"): (6, 4, 5, 5),
-    ("create_paid_invoice", "COMMERCE_PAYMENT"): (7, 5, 5, 5),
-    ("create_expense", "COMMERCE_PAYMENT"): (5, 3, 1, 1),
-    ("create_refund_receipt", "COMMERCE_PAYMENT"): (6, 4, 5, 5),
+    ("create_invoice", "DEAL"): (5, 3, 10, 6),
+    ("create_invoice", "QUOTE"): (5, 3, 10, 6),
+    ("create_estimate", "DEAL"): (5, 3, 10, 6),
+    ("create_estimate", "QUOTE"): (5, 3, 10, 6),
+    ("create_sales_receipt", "DEAL"): (5, 3, 10, 6),
+    ("create_sales_receipt", "QUOTE"): (5, 3, 10, 6),
+    ("create_sales_receipt", "COMMERCE_PAYMENT"): (6, 4, 10, 6),
+    ("create_paid_invoice", "COMMERCE_PAYMENT"): (7, 5, 10, 6),
+    ("create_expense", "COMMERCE_PAYMENT"): (5, 3, 6, 2),
+    ("create_refund_receipt", "COMMERCE_PAYMENT"): (6, 4, 10, 6),
 }
 
 
@@ -95,14 +95,26 @@ def sales_hubspot(path: str) -> list[str]:
     ]
 
 
+def write_back(path: str, *, cold: bool) -> list[str]:
+    """The record's QuickBooks properties: created once per portal and object type (cold), then one PATCH."""
+    create = [
+        f"GET /crm/properties/2026-03/{path}/groups/quickbooks",
+        f"POST /crm/properties/2026-03/{path}/groups",
+        f"GET /crm/properties/2026-03/{path}",
+        f"POST /crm/properties/2026-03/{path}/batch/create",
+    ]
+    return [*(create if cold else []), f"PATCH {path}/{{id}}"]
+
+
 def sales_calls(document, object_type, payment=False):
     documents = [document] if isinstance(document, str) else document
     hubspot = sales_hubspot(CRM_PATHS[object_type])
+    path = CRM_PATHS[object_type]
     return (
         sales_quickbooks(documents, payment=payment, cold=True),
         sales_quickbooks(documents, payment=payment, cold=False),
-        hubspot,
-        hubspot,
+        hubspot + write_back(path, cold=True),
+        hubspot + write_back(path, cold=False),
     )
 
 
@@ -126,8 +138,8 @@ EXPECTED_CALLS = {
             "POST /purchase",
         ],
         ["GET /account/{id}", "GET /vendor/{id}", "POST /purchase"],
-        ["GET commerce_payments/{id}"],
-        ["GET commerce_payments/{id}"],
+        ["GET commerce_payments/{id}", *write_back("commerce_payments", cold=True)],
+        ["GET commerce_payments/{id}", *write_back("commerce_payments", cold=False)],
     ),
     ("create_refund_receipt", "COMMERCE_PAYMENT"): sales_calls("POST /refundreceipt", "COMMERCE_PAYMENT", payment=True),
 }

@@ -6,6 +6,7 @@ import json
 import pytest
 from cryptography.fernet import Fernet
 
+from app.hubspot import publishing
 from app.hubspot.app_definition import load_app_definition
 from app.hubspot.publishing import PublishError, export_project, publish_actions
 
@@ -291,11 +292,13 @@ def test_cli_exports_a_project(cli_app, tmp_path):
     result = invoke(cli_app, "export-project", str(tmp_path / "project"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "project" / "src" / "app" / "workflow-actions" / "create_invoice-hsmeta.json").is_file()
-    assert "Wrote 8 files" in result.output
+    assert (tmp_path / "project" / "src" / "app" / "cards" / "quickbooks-documents.jsx").is_file()
+    assert "Wrote 11 files" in result.output
 
 
 # --- export-project -------------------------------------------------------------------------------------------
 
+CARD_FILES = ("quickbooks-documents-hsmeta.json", "quickbooks-documents.jsx", "package.json")
 # Required keys per HubSpot's project components (reference sheet §8).
 WORKFLOW_ACTION_REQUIRED = ("actionUrl", "supportedClients", "labels")
 APP_AUTH_KEYS = ("type", "redirectUrls", "requiredScopes", "optionalScopes", "conditionallyRequiredScopes")
@@ -307,9 +310,10 @@ def test_export_writes_a_project(definition, tmp_path):
     relative = sorted(str(p.relative_to(tmp_path)) for p in paths)
     assert relative == sorted(
         ["hsproject.json", "src/app/app-hsmeta.json"]
+        + [f"src/app/cards/{name}" for name in CARD_FILES]
         + [f"src/app/workflow-actions/{name}-hsmeta.json" for name in definition.action_names]
     )
-    documents = {path: json.loads(path.read_text()) for path in paths}  # every file is valid JSON
+    documents = {path: json.loads(path.read_text()) for path in paths if path.suffix == ".json"}  # valid JSON
 
     assert documents[tmp_path / "hsproject.json"] == {
         "name": "qbo-actions",
@@ -324,7 +328,8 @@ def test_export_writes_a_project(definition, tmp_path):
     assert set(APP_AUTH_KEYS) <= set(app["config"]["auth"]) and app["config"]["auth"]["type"] == "oauth"
     assert app["config"]["auth"]["redirectUrls"] == [f"{PUBLIC_URL}/oauth/hubspot/callback"]
     assert app["config"]["auth"]["requiredScopes"][:2] == ["oauth", "automation"]
-    assert "fetch" in app["config"]["permittedUrls"] and app["config"]["support"]["supportUrl"]
+    assert app["config"]["permittedUrls"]["fetch"] == [PUBLIC_URL]  # the card's hubspot.fetch calls the server
+    assert app["config"]["support"]["supportUrl"]
 
     for name in definition.action_names:
         action = documents[tmp_path / "src" / "app" / "workflow-actions" / f"{name}-hsmeta.json"]
@@ -346,7 +351,74 @@ def test_export_is_stable(definition, tmp_path):
     second = export_project(app_definition=definition, public_url=PUBLIC_URL, directory=tmp_path / "b")
     for one, two in zip(first, second, strict=True):
         assert one.read_text() == two.read_text()
-        assert one.read_text().startswith("{\n  ") and one.read_text().endswith("}\n")
+        if one.suffix == ".json":
+            assert one.read_text().startswith("{\n  ") and one.read_text().endswith("}\n")
     hsmeta = json.loads(first[-1].read_text())
     assert list(hsmeta) == ["uid", "type", "config"]
     assert list(hsmeta["config"])[:3] == ["actionUrl", "isPublished", "supportedClients"]
+
+
+# --- the app card ------------------------------------------------------------------------------------------
+
+
+def test_export_writes_the_card(definition, tmp_path):
+    export_project(app_definition=definition, public_url=PUBLIC_URL + "/", directory=tmp_path)
+    cards = tmp_path / "src" / "app" / "cards"
+
+    hsmeta = json.loads((cards / "quickbooks-documents-hsmeta.json").read_text())
+    assert hsmeta == {
+        "uid": "quickbooks_documents",
+        "type": "card",
+        "config": {
+            "name": "QuickBooks documents",
+            "description": definition.app["card"]["description"],
+            "location": "crm.record.tab",
+            "entrypoint": "/app/cards/quickbooks-documents.jsx",
+            "objectTypes": ["deals", "quotes", "commerce_payments"],
+        },
+    }
+
+    source = (cards / "quickbooks-documents.jsx").read_text()
+    assert f'export const PUBLIC_URL = "{PUBLIC_URL}";' in source  # no trailing slash: paths are appended
+    assert "__QBO_ACTIONS_PUBLIC_URL__" not in source
+    assert "hubspot.extend(" in source and "from '@hubspot/ui-extensions'" in source
+    assert "'/hubspot/cards/documents'" in source
+
+    package = json.loads((cards / "package.json").read_text())
+    ours = json.loads((publishing.CARD_SOURCE / "package.json").read_text())
+    assert package["dependencies"] == ours["dependencies"]  # the versions the card's tests ran with
+    assert {"@hubspot/ui-extensions", "react"} <= set(package["dependencies"])
+    assert "devDependencies" not in package and "scripts" not in package
+
+
+def test_the_card_is_the_repositorys_source_with_the_url_filled_in(definition, tmp_path):
+    export_project(app_definition=definition, public_url=PUBLIC_URL, directory=tmp_path)
+    exported = (tmp_path / "src" / "app" / "cards" / "quickbooks-documents.jsx").read_text()
+    source = (publishing.CARD_SOURCE / "quickbooks-documents.jsx").read_text()
+    assert exported == source.replace("'__QBO_ACTIONS_PUBLIC_URL__'", json.dumps(PUBLIC_URL))
+
+
+def test_an_app_without_a_card_exports_none(definition, tmp_path):
+    without = copy.deepcopy(definition)
+    without.app["card"] = None
+    paths = export_project(app_definition=without, public_url=PUBLIC_URL, directory=tmp_path)
+    assert not any("cards" in path.parts for path in paths)
+    app = json.loads((tmp_path / "src" / "app" / "app-hsmeta.json").read_text())
+    assert app["config"]["permittedUrls"]["fetch"] == []
+
+
+def test_permitted_fetch_urls_keep_the_apps_own(definition, tmp_path):
+    listed = copy.deepcopy(definition)
+    listed.app["permittedFetchUrls"] = ["https://api.example.test", PUBLIC_URL]
+    export_project(app_definition=listed, public_url=PUBLIC_URL, directory=tmp_path)
+    app = json.loads((tmp_path / "src" / "app" / "app-hsmeta.json").read_text())
+    assert app["config"]["permittedUrls"]["fetch"] == ["https://api.example.test", PUBLIC_URL]
+
+
+def test_a_card_without_its_placeholder_is_refused(definition, tmp_path, monkeypatch):
+    source = tmp_path / "card"
+    source.mkdir()
+    (source / "quickbooks-documents.jsx").write_text("export const PUBLIC_URL = 'https://elsewhere.test';\n")
+    monkeypatch.setattr(publishing, "CARD_SOURCE", source)
+    with pytest.raises(ValueError, match="placeholder"):
+        export_project(app_definition=definition, public_url=PUBLIC_URL, directory=tmp_path / "out")

@@ -28,6 +28,7 @@ def test_show_prints_the_defaults_as_json(runner, connection):
         "document_numbers": "quickbooks",
         "document_number_property": "",
         "allow_invoice_payments": "off",
+        "write_back": "on",
         "prices_include_tax": "off",
     }
     assert shown["companies"] == {

@@ -1,10 +1,11 @@
 """FakeHubSpot: a loopback HTTP server speaking HubSpot's wire formats, for tests.
 
-It covers what qbo-actions talks to: OAuth (authorize, token, token metadata), CRM object reads,
-associations, callback completion and the workflow-action definitions API, on both the
-date-versioned (2026-03) and the legacy (v1/v3/v4) paths. It enforces HubSpot's rules -- bearer
-tokens per portal, scopes, expiry, single completion per callback, definition validation --
-because a fake that accepts what HubSpot rejects hides bugs.
+It covers what qbo-actions talks to: OAuth (authorize, token, token metadata), CRM object reads and
+updates (PATCH, batch/update), associations, the Properties API (groups, properties, batch/create),
+callback completion and the workflow-action definitions API, on both the date-versioned (2026-03) and
+the legacy (v1/v3/v4) paths. It enforces HubSpot's rules -- bearer tokens per portal, scopes, expiry,
+single completion per callback, definition validation, property names, types and values -- because a
+fake that accepts what HubSpot rejects hides bugs.
 
 State lives in plain dicts behind one re-entrant lock, so the app's web and worker threads can
 hit it concurrently while a test inspects it. Every request is recorded.
@@ -14,9 +15,12 @@ hit it concurrently while a test inspects it. Every request is recorded.
     deal = portal.add("deals", {"dealname": "Website", "amount": 1200})
     contact = portal.add("contacts", {"email": "ada@example.test"})
     portal.associate("deals", deal, "contacts", contact)
-    tokens = fake.issue_tokens(101)            # {"access_token", "refresh_token", ...}
+    tokens = fake.issue_tokens(101)            # {"access_token", "refresh_token", ...}; scopes=[...] narrows
     ...                                        # point HUBSPOT_API_BASE_URL at fake.url
     assert fake.completions[0].output_fields["hs_execution_state"] == "SUCCESS"
+    assert "quickbooks" in [g["name"] for g in portal.property_groups("deals")]
+    assert "quickbooks_invoice_id" in portal.properties_defined("deals")
+    assert portal.get("deals", deal)["properties"]["quickbooks_invoice_id"] == "130"
     fake.stop()
 """
 
@@ -284,15 +288,142 @@ V3_TYPE_NAMES = {
     280: "company_to_contact_unlabeled",
 }
 
+# --- properties and record writes: scopes, groups, property rules --------------------------------------------
+#
+# HubSpot's specs (PublicApiSpecs/CRM/Properties/.../2026-03 and v3) give one "any of" scope list for every object
+# type; the split per type below is ours. Reading definitions and groups: the object's read or write scope or
+# crm.schemas.<type>.read. The spec lists neither crm.objects.commercepayments.read nor crm.objects.products.read
+# among them, so the fake refuses those two (UNCONFIRMED that HubSpot really does).
+PROPERTY_READ_SCOPES = {
+    "contacts": ("crm.objects.contacts.read", "crm.objects.contacts.write", "crm.schemas.contacts.read"),
+    "companies": ("crm.objects.companies.read", "crm.objects.companies.write", "crm.schemas.companies.read"),
+    "deals": ("crm.objects.deals.read", "crm.objects.deals.write", "crm.schemas.deals.read"),
+    "products": ("e-commerce", "crm.objects.products.write"),
+    "line_items": (
+        "crm.objects.line_items.read",
+        "crm.objects.line_items.write",
+        "crm.schemas.line_items.read",
+        "e-commerce",
+    ),
+    "quotes": ("crm.objects.quotes.read", "crm.objects.quotes.write", "crm.schemas.quotes.read"),
+    "commerce_payments": ("crm.objects.commercepayments.write", "crm.schemas.commercepayments.read"),
+}
+# Creating groups and properties. The spec's write list has no crm.schemas.line_items/products.write: "e-commerce".
+SCHEMA_WRITE_SCOPES = {
+    "contacts": ("crm.schemas.contacts.write",),
+    "companies": ("crm.schemas.companies.write",),
+    "deals": ("crm.schemas.deals.write",),
+    "products": ("e-commerce",),
+    "line_items": ("e-commerce",),
+    "quotes": ("crm.schemas.quotes.write",),
+    "commerce_payments": ("crm.schemas.commercepayments.write",),
+}
+# Updating records (PATCH, batch/update): per-object specs (Deals, Quotes, Commerce Payments 2026-03 and v3).
+OBJECT_WRITE_SCOPES = {
+    "contacts": ("crm.objects.contacts.write",),
+    "companies": ("crm.objects.companies.write",),
+    "deals": ("crm.objects.deals.write",),
+    "products": ("crm.objects.products.write", "e-commerce"),
+    "line_items": ("crm.objects.line_items.write", "e-commerce"),
+    "quotes": ("crm.objects.quotes.write", "e-commerce"),  # the Quotes spec accepts either
+    "commerce_payments": ("crm.objects.commercepayments.write",),
+}
+# The write-back's scopes, which the product asks for as optional scopes; a fresh install grants them.
+WRITE_BACK_SCOPES = (
+    "crm.objects.deals.write",
+    "crm.schemas.deals.write",
+    "crm.objects.quotes.write",
+    "crm.schemas.quotes.write",
+    "crm.objects.commercepayments.write",
+    "crm.schemas.commercepayments.write",
+)
+
+# The group HubSpot puts each object's own properties in. Names follow HubSpot's "<object>information" habit;
+# the payments one is a guess (UNCONFIRMED).
+DEFAULT_GROUPS = {
+    "contacts": ("contactinformation", "Contact information"),
+    "companies": ("companyinformation", "Company information"),
+    "deals": ("dealinformation", "Deal information"),
+    "products": ("productinformation", "Product information"),
+    "line_items": ("lineiteminformation", "Line item information"),
+    "quotes": ("quoteinformation", "Quote information"),
+    "commerce_payments": ("payment_information", "Payment information"),
+}
+
+# PropertyCreate (2026-03 spec): type enum, and the guide's table of the fieldTypes each type may use.
+PROPERTY_FIELD_TYPES = {
+    "bool": {"booleancheckbox", "calculation_equation"},
+    "date": {"date", "calculation_equation"},
+    "datetime": {"date", "calculation_equation"},
+    "enumeration": {"booleancheckbox", "checkbox", "radio", "select", "calculation_equation"},
+    "number": {"number", "calculation_equation"},
+    "phone_number": {"phonenumber"},
+    "string": {"text", "textarea", "file", "html", "phonenumber", "calculation_equation"},
+}
+PROPERTY_CREATE_KEYS = {
+    "name",
+    "label",
+    "type",
+    "fieldType",
+    "groupName",
+    "description",
+    "displayOrder",
+    "options",
+    "hasUniqueValue",
+    "hidden",
+    "formField",
+    "calculationFormula",
+    "dataSensitivity",
+    "externalOptions",
+    "referencedObjectType",
+    "currencyPropertyName",
+    "numberDisplayHint",
+    "textDisplayHint",
+    "showCurrencySymbol",
+}
+GROUP_CREATE_KEYS = {"name", "label", "displayOrder"}
+OPTION_KEYS = {"label", "value", "description", "displayOrder", "hidden"}
+# "Internal names can only contain lowercase letters, numbers and underscores", starting with a letter; the exact
+# rule and HubSpot's message are UNCONFIRMED. Group names: the same rule (UNCONFIRMED).
+INTERNAL_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# Properties a record write may not set: HubSpot computes them ("Read-only ... properties will result in an error").
+READ_ONLY_PROPERTIES = {"hs_object_id", "hs_lastmodifieddate", "lastmodifieddate", "hs_net_amount", "hs_platform_fee"}
+# Types of HubSpot's own properties, for the definitions the fake lists; a sketch (UNCONFIRMED): number for these,
+# datetime for names holding "date", string otherwise.
+NUMBER_PROPERTIES = {
+    "amount",
+    "price",
+    "quantity",
+    "discount",
+    "tax",
+    "hs_object_id",
+    "hs_cost_of_goods_sold",
+    "hs_discount_percentage",
+    "hs_total_discount",
+    "hs_tax_rate",
+    "hs_tax_amount",
+    "hs_post_tax_amount",
+    "hs_position_on_quote",
+    "hs_quote_amount",
+    "hs_initial_amount",
+    "hs_fees_amount",
+    "hs_refunds_amount",
+    "hs_net_amount",
+    "hs_platform_fee",
+}
+
 DEFAULT_SCOPES = (
     "oauth",
     "automation",
     "e-commerce",
     *sorted({scope for kind in OBJECT_TYPES.values() for scope in kind.scopes if scope != "e-commerce"}),
     "crm.objects.invoices.read",
+    *WRITE_BACK_SCOPES,
 )
 
 BATCH_READ_LIMIT = 100
+BATCH_UPDATE_LIMIT = 100
+PROPERTY_BATCH_CREATE_LIMIT = 100  # UNCONFIRMED: HubSpot documents no limit for it
 ASSOCIATIONS_BATCH_LIMIT = 1000
 ASSOCIATIONS_PAGE_LIMIT = 500
 RATE_LIMIT_MAX = 110
@@ -672,6 +803,227 @@ def association_types(
     return [association_type(type_id, label)], [association_type(known.get(type_id, type_id + 1), label)]
 
 
+# --- property definitions, groups and record values ----------------------------------------------------------
+
+
+def property_group_json(name: str, label: str, display_order: int = -1) -> dict:
+    """A PropertyGroup as HubSpot answers it: name, label, displayOrder, archived."""
+    return {"name": name, "label": label, "displayOrder": display_order, "archived": False}
+
+
+def hubspot_property_definition(kind: ObjectType, name: str, custom: bool = False) -> dict:
+    """A Property for a property the fake knows without a definition: HubSpot's own, or one a test made exist.
+
+    Their types are a sketch (see NUMBER_PROPERTIES); only properties created through the API carry real rules.
+    """
+    kind_of_value = "number" if name in NUMBER_PROPERTIES else "datetime" if "date" in name else "string"
+    field_type = {"number": "number", "datetime": "date", "string": "text"}[kind_of_value]
+    definition = {
+        "name": name,
+        "label": name.replace("_", " ").capitalize(),
+        "type": kind_of_value,
+        "fieldType": field_type,
+        "description": "",
+        "groupName": DEFAULT_GROUPS[kind.name][0],
+        "options": [],
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": name == "hs_object_id",
+        "hidden": False,
+        "modificationMetadata": {
+            "archivable": custom,
+            "readOnlyDefinition": not custom,
+            "readOnlyValue": name in READ_ONLY_PROPERTIES,
+        },
+        "formField": False,
+        "dataSensitivity": "non_sensitive",
+        "archived": False,
+    }
+    if not custom:
+        definition["hubspotDefined"] = True
+    return definition
+
+
+def created_property_definition(body: dict) -> dict:
+    """The Property HubSpot answers for a valid PropertyCreate (shape of live 2026-02 captures, 3P)."""
+    now = iso_now()
+    options = [
+        {
+            "label": option["label"],
+            "value": option["value"],
+            "description": option.get("description", ""),
+            "displayOrder": option.get("displayOrder", index),
+            "hidden": option.get("hidden", False),
+        }
+        for index, option in enumerate(body.get("options") or [])
+    ]
+    definition = {
+        "name": body["name"],
+        "label": body["label"],
+        "type": body["type"],
+        "fieldType": body["fieldType"],
+        "description": body.get("description", ""),
+        "groupName": body["groupName"],
+        "options": options,
+        "displayOrder": body.get("displayOrder", -1),
+        "calculated": False,
+        "externalOptions": body.get("externalOptions", False),
+        "hasUniqueValue": body.get("hasUniqueValue", False),
+        "hidden": body.get("hidden", False),
+        "modificationMetadata": {"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+        "formField": body.get("formField", False),
+        "dataSensitivity": body.get("dataSensitivity", "non_sensitive"),
+        "createdAt": now,
+        "updatedAt": now,
+        "archived": False,
+    }
+    for name in ("calculationFormula", "referencedObjectType", "numberDisplayHint", "textDisplayHint"):
+        if name in body:
+            definition[name] = body[name]
+    return definition
+
+
+def property_create_problem(body: Any, group_names: set[str]) -> str | None:
+    """Why HubSpot would refuse this PropertyCreate (400), or None. Messages are ours (UNCONFIRMED wording)."""
+    if not isinstance(body, dict):
+        return "Invalid input JSON on line 1, column 1: expected a PropertyCreate object"
+    unknown = [key for key in body if key not in PROPERTY_CREATE_KEYS]
+    if unknown:
+        return f'Invalid input JSON on line 1, column 1: Unrecognized field "{unknown[0]}" (PropertyCreate)'
+    missing = [key for key in ("name", "label", "type", "fieldType", "groupName") if not isinstance(body.get(key), str)]
+    if missing:
+        return f"Some required fields were not set: [{', '.join(missing)}]"
+    name, kind_of_value, field_type = body["name"], body["type"], body["fieldType"]
+    if not INTERNAL_NAME.fullmatch(name):
+        return (
+            f"Property name '{name}' is invalid: internal names must start with a letter and contain only "
+            "lowercase letters, numbers and underscores"
+        )
+    if kind_of_value not in PROPERTY_FIELD_TYPES:
+        return f"Invalid property type '{kind_of_value}'; valid types are {sorted(PROPERTY_FIELD_TYPES)}"
+    if field_type not in PROPERTY_FIELD_TYPES[kind_of_value]:
+        return (
+            f"fieldType '{field_type}' is not valid for a property of type '{kind_of_value}'; "
+            f"use one of {sorted(PROPERTY_FIELD_TYPES[kind_of_value])}"
+        )
+    if field_type == "calculation_equation" and not isinstance(body.get("calculationFormula"), str):
+        return "A calculation_equation property needs a calculationFormula"
+    if body["groupName"] not in group_names:
+        return f"Property group '{body['groupName']}' does not exist"
+    return option_list_problem(body)
+
+
+def option_list_problem(body: dict) -> str | None:
+    options = body.get("options")
+    if body["type"] == "enumeration" and not body.get("externalOptions") and not options:
+        return f"Property '{body['name']}' is an enumeration and needs options"
+    if options is None:
+        return None
+    if not isinstance(options, list) or not all(isinstance(option, dict) for option in options):
+        return "options must be a list of {label, value} objects"
+    for option in options:
+        unknown = [key for key in option if key not in OPTION_KEYS]
+        if unknown:
+            return f'Invalid input JSON on line 1, column 1: Unrecognized field "{unknown[0]}" (OptionInput)'
+        if not isinstance(option.get("label"), str) or not isinstance(option.get("value"), str):
+            return "Every option needs a string label and a string value"
+    values = [option["value"] for option in options]
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        return f"Option values must be unique; repeated: {', '.join(repeated)}"
+    return None
+
+
+def group_create_problem(body: Any) -> str | None:
+    """Why HubSpot would refuse this PropertyGroupCreate (400), or None (UNCONFIRMED wording)."""
+    if not isinstance(body, dict):
+        return "Invalid input JSON on line 1, column 1: expected a PropertyGroupCreate object"
+    unknown = [key for key in body if key not in GROUP_CREATE_KEYS]
+    if unknown:
+        return f'Invalid input JSON on line 1, column 1: Unrecognized field "{unknown[0]}" (PropertyGroupCreate)'
+    missing = [key for key in ("name", "label") if not isinstance(body.get(key), str)]
+    if missing:
+        return f"Some required fields were not set: [{', '.join(missing)}]"
+    if not INTERNAL_NAME.fullmatch(body["name"]):
+        return (
+            f"Property group name '{body['name']}' is invalid: names must start with a letter and contain only "
+            "lowercase letters, numbers and underscores"
+        )
+    if "displayOrder" in body and (not isinstance(body["displayOrder"], int) or isinstance(body["displayOrder"], bool)):
+        return "displayOrder must be a whole number"
+    return None
+
+
+def property_exists_error(name: str) -> dict:
+    """HubSpot's answer to creating a property whose name is taken (observed live, 3P: 409 in a single create)."""
+    return error_body(
+        f"A property named '{name}' already exists.",
+        "OBJECT_ALREADY_EXISTS",
+        subCategory="Properties.PROPERTY_WITH_NAME_EXISTS",
+        context={"name": [name]},
+    )
+
+
+def group_exists_error(name: str) -> dict:
+    # UNCONFIRMED: no capture of a duplicate group create exists; modelled on the property answer.
+    return error_body(
+        f"A property group named '{name}' already exists.", "OBJECT_ALREADY_EXISTS", context={"name": [name]}
+    )
+
+
+def is_number(value: str) -> bool:
+    """HubSpot refuses numbers with surrounding whitespace since April 2025."""
+    if value != value.strip():
+        return False
+    try:
+        return float(value) not in (float("inf"), float("-inf")) and value.lower() != "nan"
+    except ValueError:
+        return False
+
+
+def value_problem(definition: dict | None, name: str, value: str | None) -> tuple[str, str] | None:
+    """(error code, message) when HubSpot would refuse this value; None when fine. "" (or null) clears a value.
+
+    Only properties created through the API are checked beyond existence: number (INVALID_FLOAT, message
+    UNCONFIRMED), enumeration and bool (INVALID_OPTION, message as captured live, 3P). Dates are not checked.
+    """
+    if definition is None or value is None or value == "":
+        return None
+    if definition["type"] == "number" and not is_number(value):
+        return "INVALID_FLOAT", f"{value} was not a valid number."
+    if definition["type"] in ("enumeration", "bool"):
+        allowed = [option["value"] for option in definition["options"]] or ["true", "false"]
+        chosen = value.split(";") if definition["fieldType"] == "checkbox" else [value]
+        if any(item not in allowed for item in chosen):
+            return "INVALID_OPTION", f"{value} was not one of the allowed options: [{', '.join(allowed)}]"
+    return None
+
+
+def property_values_error(problems: list[tuple[str, str, str]], portal_id: int) -> ApiError:
+    """HubSpot's 400 for refused record values: a JSON list inside `message`, the same again in `errors`.
+
+    Shape as captured live (3P logs, 2024-2025): problems are (property name, error code, message).
+    """
+    listed = [
+        {
+            "isValid": False,
+            "message": message,
+            "error": code,
+            "name": name,
+            "localizedErrorMessage": message,
+            "portalId": portal_id,
+        }
+        for name, code, message in problems
+    ]
+    return validation_error(
+        "Property values were not valid: " + json.dumps(listed, separators=(",", ":")),
+        errors=[
+            {"message": message, "code": code, "context": {"propertyName": [name]}} for name, code, message in problems
+        ],
+    )
+
+
 # --- a portal's CRM data ---------------------------------------------------------------------------------
 
 
@@ -694,6 +1046,12 @@ class Portal:
         # (type, id) -> to_type -> to_id -> [association types], in insertion order.
         self._links: dict[tuple[str, str], dict[str, dict[str, list[dict]]]] = {}
         self._ids = itertools.count(101)
+        # Property groups per object type (HubSpot's own group first), and the properties created through the API.
+        self._groups: dict[str, dict[str, dict]] = {
+            name: {DEFAULT_GROUPS[name][0]: property_group_json(*DEFAULT_GROUPS[name], display_order=0)}
+            for name in OBJECT_TYPES
+        }
+        self._defined: dict[str, dict[str, dict]] = {name: {} for name in OBJECT_TYPES}
 
     # -- setup API for tests --
 
@@ -746,9 +1104,26 @@ class Portal:
                     self._links.get((to_type, to_id), {}).get(kind.name, {}).pop(str(id), None)
 
     def define_property(self, object_type: str, name: str) -> None:
-        """Make a custom property exist (read back as null while unset)."""
+        """Make a custom property exist (read back as null while unset), as if made in HubSpot's UI."""
         with self._lock:
             self._extra_properties[object_type_named(object_type).name].add(name)
+
+    def define_group(self, object_type: str, name: str, label: str | None = None, display_order: int = -1) -> None:
+        """Make a property group exist, as if made in HubSpot's UI."""
+        with self._lock:
+            self._groups[object_type_named(object_type).name][name] = property_group_json(
+                name, label or name, display_order
+            )
+
+    def property_groups(self, object_type: str) -> list[dict]:
+        """Every property group of an object type (HubSpot's own and created ones), as the API lists them."""
+        with self._lock:
+            return copy.deepcopy(list(self._groups[object_type_named(object_type).name].values()))
+
+    def properties_defined(self, object_type: str) -> dict[str, dict]:
+        """The properties created through the Properties API on an object type: name -> HubSpot's Property body."""
+        with self._lock:
+            return copy.deepcopy(self._defined[object_type_named(object_type).name])
 
     def associate(
         self,
@@ -775,6 +1150,52 @@ class Portal:
                     object_type_named(from_type), str(from_id), object_type_named(to_type)
                 )
             ]
+
+    # -- properties and writes used by the HTTP handlers (caller holds the lock) --
+
+    def groups_of(self, kind: ObjectType) -> dict[str, dict]:
+        return self._groups[kind.name]
+
+    def known_properties(self, kind: ObjectType) -> set[str]:
+        always = {"hs_object_id", "createdate", kind.modified_property}
+        return KNOWN_PROPERTIES[kind.name] | self._extra_properties[kind.name] | always
+
+    def property_definition(self, kind: ObjectType, name: str) -> dict | None:
+        """The Property body for a known property; None when the object type has no such property."""
+        if name in self._defined[kind.name]:
+            return self._defined[kind.name][name]
+        if name not in self.known_properties(kind):
+            return None
+        hubspot_defined = name in KNOWN_PROPERTIES[kind.name] | {"hs_object_id", "createdate", kind.modified_property}
+        return hubspot_property_definition(kind, name, custom=not hubspot_defined)
+
+    def property_definitions(self, kind: ObjectType) -> list[dict]:
+        return [self.property_definition(kind, name) for name in sorted(self.known_properties(kind))]
+
+    def create_property(self, kind: ObjectType, body: dict) -> dict:
+        """Store a validated PropertyCreate; the property then exists on every record (null while unset)."""
+        definition = created_property_definition(body)
+        self._defined[kind.name][definition["name"]] = definition
+        self._extra_properties[kind.name].add(definition["name"])
+        return definition
+
+    def write_problems(self, kind: ObjectType, values: dict[str, str | None]) -> list[tuple[str, str, str]]:
+        """Why HubSpot would refuse these record values: (name, error code, message) for each bad one."""
+        known, problems = self.known_properties(kind), []
+        for name, value in values.items():
+            if name not in known:
+                problems.append((name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'))
+            elif name in READ_ONLY_PROPERTIES:
+                # UNCONFIRMED: error code and message for a read-only property.
+                message = f'Property "{name}" is a read only property; its value cannot be set.'
+                problems.append((name, "READ_ONLY_VALUE", message))
+            elif found := value_problem(self._defined[kind.name].get(name), name, value):
+                problems.append((name, *found))
+        return problems
+
+    def write(self, kind: ObjectType, record: CrmRecord, values: dict[str, str | None]) -> None:
+        record.properties.update(values)
+        record.updated_at = record.properties[kind.modified_property] = iso_now()
 
     # -- reads used by the HTTP handlers (caller holds the lock) --
 
@@ -894,6 +1315,7 @@ VERSION_PREFIXES = {
         "associations": "/crm/associations/2026-03",
         "callbacks": "/automation/actions/callbacks/2026-03",
         "actions": "/automation/actions/2026-03",
+        "properties": "/crm/properties/2026-03",
     },
     "v4": {
         "objects": "/crm/v3/objects",
@@ -901,6 +1323,7 @@ VERSION_PREFIXES = {
         "associations": "/crm/v4/associations",
         "callbacks": "/automation/v4/actions/callbacks",
         "actions": "/automation/v4/actions",
+        "properties": "/crm/v3/properties",
     },
 }
 SEGMENT = r"[^/]+"
@@ -954,14 +1377,18 @@ class FakeHubSpot(LoopbackServer):
             return self._portals[portal_id]
 
     def issue_tokens(self, portal_id: int, expires_in: int = 1800, scopes=None) -> dict:
-        """Install the app into a portal without the browser dance; returns HubSpot's token body."""
+        """Install the app into a portal without the browser dance; returns HubSpot's token body.
+
+        `scopes` (a list or a space-separated string) replaces DEFAULT_SCOPES, so a test can leave out the
+        write-back's scopes; an empty list grants nothing.
+        """
         with self._lock:
             self.portal(portal_id)
             scopes = scopes.split() if isinstance(scopes, str) else scopes
             refresh = RefreshToken(
                 f"hs-refresh-{portal_id}-{secrets.token_hex(8)}",
                 portal_id,
-                frozenset(scopes or DEFAULT_SCOPES),
+                frozenset(DEFAULT_SCOPES if scopes is None else scopes),
                 expires_in,
             )
             self._refresh_tokens[refresh.value] = refresh
@@ -1056,7 +1483,18 @@ class FakeHubSpot(LoopbackServer):
 
             obj, actions = rf"/(?P<object_type>{SEGMENT})/(?P<object_id>{SEGMENT})", prefix["actions"]
             route("GET", prefix["objects"] + obj, self._get_object)
+            route("PATCH", prefix["objects"] + obj, self._update_object)
             route("POST", prefix["objects"] + rf"/(?P<object_type>{SEGMENT})/batch/read", self._batch_read)
+            route("POST", prefix["objects"] + rf"/(?P<object_type>{SEGMENT})/batch/update", self._batch_update)
+            # Groups and batch/create first: "groups" and "batch" would otherwise read as property names.
+            props = prefix["properties"] + rf"/(?P<object_type>{SEGMENT})"
+            route("GET", props + "/groups", self._list_groups)
+            route("POST", props + "/groups", self._create_group)
+            route("GET", props + rf"/groups/(?P<group_name>{SEGMENT})", self._get_group)
+            route("POST", props + "/batch/create", self._batch_create_properties)
+            route("GET", props, self._list_properties)
+            route("POST", props, self._create_property)
+            route("GET", props + rf"/(?P<property_name>{SEGMENT})", self._get_property)
             route(
                 "GET",
                 prefix["object_associations"] + obj + rf"/associations/(?P<to_type>{SEGMENT})",
@@ -1430,6 +1868,204 @@ class FakeHubSpot(LoopbackServer):
             "message": f"No {to_kind.singular} is associated with {kind.singular} {object_id}.",
             "context": {"fromObjectId": [object_id], "toObjectType": [to_kind.singular]},
         }
+
+    # -- properties and groups --
+
+    def _schema_access(self, incoming: Incoming, object_type: str, write: bool) -> tuple[Portal, ObjectType]:
+        portal = self._authenticate(incoming)
+        kind = self._object_type(object_type)
+        self._require_scope(incoming, (SCHEMA_WRITE_SCOPES if write else PROPERTY_READ_SCOPES)[kind.name])
+        return portal, kind
+
+    def _list_groups(self, incoming: Incoming, object_type: str, version=None) -> Response:
+        portal, kind = self._schema_access(incoming, object_type, write=False)
+        return Response(200, {"results": copy.deepcopy(list(portal.groups_of(kind).values()))})
+
+    def _get_group(self, incoming: Incoming, object_type: str, group_name: str, version=None) -> Response:
+        portal, kind = self._schema_access(incoming, object_type, write=False)
+        group = portal.groups_of(kind).get(group_name)
+        if group is None:
+            # UNCONFIRMED: message; the category is what HubSpot answers for a missing property (observed, 3P).
+            raise ApiError(
+                404, error_body(f"Unable to find property group {group_name} for {kind.name}", "OBJECT_NOT_FOUND")
+            )
+        return Response(200, copy.deepcopy(group))
+
+    def _create_group(self, incoming: Incoming, object_type: str, version=None) -> Response:
+        portal, kind = self._schema_access(incoming, object_type, write=True)
+        body = incoming.json
+        problem = group_create_problem(body)
+        if problem:
+            raise validation_error(problem)
+        groups = portal.groups_of(kind)
+        if body["name"] in groups:
+            raise ApiError(409, group_exists_error(body["name"]))
+        groups[body["name"]] = property_group_json(body["name"], body["label"], body.get("displayOrder", -1))
+        location = f"{self.url}{incoming.path}/{body['name']}"
+        return Response(201, copy.deepcopy(groups[body["name"]]), {"Location": location})
+
+    def _list_properties(self, incoming: Incoming, object_type: str, version=None) -> Response:
+        portal, kind = self._schema_access(incoming, object_type, write=False)
+        archived = incoming.first("archived", "false") == "true"  # nothing is ever archived here
+        return Response(200, {"results": [] if archived else copy.deepcopy(portal.property_definitions(kind))})
+
+    def _get_property(self, incoming: Incoming, object_type: str, property_name: str, version=None) -> Response:
+        portal, kind = self._schema_access(incoming, object_type, write=False)
+        definition = portal.property_definition(kind, property_name)
+        if definition is None or incoming.first("archived", "false") == "true":
+            # Observed (3P, 2026-09): 404 OBJECT_NOT_FOUND. The message is UNCONFIRMED.
+            raise ApiError(
+                404,
+                error_body(
+                    f"Unable to find property {property_name} for {kind.name}",
+                    "OBJECT_NOT_FOUND",
+                    context={"propertyName": [property_name]},
+                ),
+            )
+        return Response(200, copy.deepcopy(definition))
+
+    def _create_property(self, incoming: Incoming, object_type: str, version=None) -> Response:
+        portal, kind = self._schema_access(incoming, object_type, write=True)
+        body = incoming.json
+        problem = property_create_problem(body, set(portal.groups_of(kind)))
+        if problem:
+            raise validation_error(problem)
+        if portal.property_definition(kind, body["name"]) is not None:
+            raise ApiError(409, property_exists_error(body["name"]))
+        definition = portal.create_property(kind, body)
+        location = f"{self.url}{incoming.path}/{body['name']}"
+        return Response(201, copy.deepcopy(definition), {"Location": location})
+
+    def _batch_create_properties(self, incoming: Incoming, object_type: str, version=None) -> Response:
+        """201 when every input is created; 207 with OBJECT_ALREADY_EXISTS errors for names taken (observed, 3P).
+
+        An invalid input refuses the whole batch with 400 and creates nothing (UNCONFIRMED: HubSpot may instead
+        list it in `errors`).
+        """
+        portal, kind = self._schema_access(incoming, object_type, write=True)
+        inputs = incoming.json_object().get("inputs")
+        if not isinstance(inputs, list):
+            raise validation_error("Some required fields were not set: [inputs]")
+        if len(inputs) > PROPERTY_BATCH_CREATE_LIMIT:
+            raise validation_error(
+                f"Batch input size of {len(inputs)} exceeds the limit of {PROPERTY_BATCH_CREATE_LIMIT}",
+                context={"limit": [str(PROPERTY_BATCH_CREATE_LIMIT)]},
+            )
+        groups = set(portal.groups_of(kind))
+        for index, body in enumerate(inputs):
+            problem = property_create_problem(body, groups)
+            if problem:
+                raise validation_error(f"inputs[{index}]: {problem}")
+        started, results, errors = iso_now(), [], []
+        for body in inputs:
+            if portal.property_definition(kind, body["name"]) is not None:
+                error = property_exists_error(body["name"])
+                errors.append({key: error[key] for key in ("status", "category", "subCategory", "message", "context")})
+            else:
+                results.append(copy.deepcopy(portal.create_property(kind, body)))
+        reply = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso_now()}
+        if not errors:
+            return Response(201, reply)
+        return Response(207, reply | {"numErrors": len(errors), "errors": errors})
+
+    # -- record updates --
+
+    @staticmethod
+    def _property_values(properties: Any) -> dict[str, str | None]:
+        """A SimplePublicObjectInput's properties as HubSpot stores them: strings (numbers and booleans become text)."""
+        if not isinstance(properties, dict):
+            raise validation_error("Some required fields were not set: [properties]")
+        if any(isinstance(value, (dict, list)) for value in properties.values()):
+            raise validation_error("Invalid input JSON on line 1, column 1: property values must be strings")
+        return {name: property_value(value) for name, value in properties.items()}
+
+    def _update_object(self, incoming: Incoming, object_type: str, object_id: str, version=None) -> Response:
+        portal = self._authenticate(incoming)
+        kind = self._object_type(object_type)
+        self._require_scope(incoming, OBJECT_WRITE_SCOPES[kind.name])
+        body = incoming.json_object()
+        unknown = [key for key in body if key != "properties"]
+        if unknown:
+            raise validation_error(
+                f'Invalid input JSON on line 1, column 1: Unrecognized field "{unknown[0]}" (SimplePublicObjectInput)'
+            )
+        values = self._property_values(body.get("properties"))
+        if not values:
+            raise validation_error("No properties found to update, please provide at least one.")
+        record = portal.find(kind, object_id, incoming.first("idProperty"))
+        if record is None:
+            raise ApiError(
+                404,
+                error_body(
+                    "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND", context={"id": [object_id]}
+                ),
+            )
+        problems = portal.write_problems(kind, values)
+        if problems:
+            raise property_values_error(problems, portal.id)
+        portal.write(kind, record, values)
+        # UNCONFIRMED: HubSpot's answer carries the written properties and the defaults; the rest may differ.
+        return Response(200, portal.object_json(kind, record, list(values)))
+
+    def _batch_update(self, incoming: Incoming, object_type: str, version=None) -> Response:
+        """200 when every id exists; 207 with OBJECT_NOT_FOUND for the missing ones (the others are updated).
+
+        A bad property value anywhere refuses the whole batch (400 "Property values were not valid", captured live,
+        3P), as do repeated ids ("Duplicate IDs found in batch input", captured live, 3P).
+        """
+        portal = self._authenticate(incoming)
+        kind = self._object_type(object_type)
+        self._require_scope(incoming, OBJECT_WRITE_SCOPES[kind.name])
+        inputs = incoming.json_object().get("inputs")
+        if not isinstance(inputs, list) or not all(
+            isinstance(item, dict) and "id" in item and "properties" in item for item in inputs
+        ):
+            raise validation_error('inputs must be a list of {"id": ..., "properties": {...}} objects')
+        if len(inputs) > BATCH_UPDATE_LIMIT:
+            raise validation_error(
+                f"Batch input size of {len(inputs)} exceeds the limit of {BATCH_UPDATE_LIMIT}",
+                context={"limit": [str(BATCH_UPDATE_LIMIT)]},
+            )
+        ids = [str(item["id"]) for item in inputs]
+        repeated = list(dict.fromkeys(key for key in ids if ids.count(key) > 1))
+        if repeated:
+            raise validation_error(
+                f"Duplicate IDs found in batch input: [{', '.join(repeated)}]. IDs must be unique",
+                context={"ids": repeated},
+            )
+        writes = [
+            (
+                str(item["id"]),
+                portal.find(kind, str(item["id"]), item.get("idProperty")),
+                self._property_values(item["properties"]),
+            )
+            for item in inputs
+        ]
+        problems = [problem for _, _, values in writes for problem in portal.write_problems(kind, values)]
+        if problems:
+            raise property_values_error(problems, portal.id)
+        started = iso_now()
+        for _, record, values in writes:
+            if record is not None:
+                portal.write(kind, record, values)
+        # No particular order, as with batch reads.
+        results = [portal.object_json(kind, record, list(values)) for _, record, values in reversed(writes) if record]
+        missing = [key for key, record, _ in writes if record is None]
+        reply = {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": iso_now()}
+        if not missing:
+            return Response(200, reply)
+        reply["numErrors"] = 1
+        reply["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                # A live capture (3P) showed "ids": [""] here: match results by id, not by this context.
+                "context": {"ids": missing},
+                "message": f"Could not get some {kind.singular.upper()} objects, they may be deleted "
+                "or not exist. Check that ids are valid.",
+            }
+        ]
+        return Response(207, reply)
 
     # -- callback completion --
 

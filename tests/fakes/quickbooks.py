@@ -20,6 +20,15 @@ Test knobs beyond the API: fake.next_consent_realm, fake.refresh_count, company.
 giving "today" for TxnDate/DueDate), company.patch() (an edit made in QBO: bumps SyncToken),
 company.find(entity, **fields), company.set_pref().
 
+What a QuickBooks user does, for tests of status changes: company.receive_payment(invoice_id, amount),
+company.void(entity, id), company.delete(entity, id). Every write is kept in company.changes; GET /cdc
+(ChangeDataCapture) answers from it. Webhooks: set fake.webhook_url and fake.webhook_verifier and every
+write (through the API or the user actions) POSTs a signed notification there: fake.webhook_format
+"cloudevents" (default) or "legacy"; fake.webhook_delivery "sync" (before the write's answer) or "queued"
+(until fake.deliver_webhooks()); fake.webhooks_enabled = False drops them; fake.webhook_sender(url, body,
+headers) -> status replaces the HTTP POST (tests point it at Flask's test client). fake.webhook_deliveries
+keeps every delivery.
+
 Countries: add_company(country="US" | "GB" | "CA" | "AU") seeds the home currency (USD, GBP, CAD, AUD) and
 the tax set-up. US companies use automated sales tax: lines say TAX or NON and TAX lines are taxed at
 company.ast_rate (default 8.25). Elsewhere every sales line names one of the company's TaxCodes (seeded
@@ -36,6 +45,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import itertools
 import json
 import re
@@ -43,15 +54,18 @@ import secrets
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.sax.saxutils import escape as xml_escape
+
+import requests
 
 from tests.fakes.server import LoopbackServer
 
@@ -1688,6 +1702,11 @@ class Company:
         self._ast_rate = self.DEFAULT_AST_RATE
         self._rules = EntityRules(self)
         self._queries = QueryEngine(self)
+        # Every write, oldest first: {"entity", "id", "operation", "time"} (operation as webhooks name it).
+        self.changes: list[dict] = []
+        self._deleted: dict[str, dict[str, dict]] = {}  # entity -> Id -> what CDC says of a deleted record
+        self.on_change: Callable[[Company, dict], None] | None = None  # FakeQuickBooks queues webhooks here
+        self.after_write: Callable[[], None] | None = None  # and delivers them here, outside the lock
 
     def __repr__(self) -> str:
         return f"Company(realm_id={self.realm_id!r}, name={self.name!r}, country={self.country!r})"
@@ -1990,7 +2009,10 @@ class Company:
                 raise KeyError(f"no {entity} with Id {entity_id}")
             record.update(copy.deepcopy(fields))
             self._bump(record)
-            return copy.deepcopy(record)
+            self._record_change(canonical_entity(entity), record, "Update")
+            patched = copy.deepcopy(record)
+        self._written()
+        return patched
 
     def read(self, entity: str, entity_id: str) -> dict:
         """GET /{entity}/{id}: the record, or 610."""
@@ -2055,12 +2077,15 @@ class Company:
         payload = strip_absent(payload)
         with self._lock:
             if mode == "delete":
-                return self._delete(entity, payload)
-            if mode == "void":
-                return self._void(entity, payload)
-            if mode == "update" or (mode == "auto" and payload.get("Id")):
-                return self._update(entity, payload)
-            return self._create(entity, payload)
+                written = self._delete(entity, payload)
+            elif mode == "void":
+                written = self._void(entity, payload)
+            elif mode == "update" or (mode == "auto" and payload.get("Id")):
+                written = self._update(entity, payload)
+            else:
+                written = self._create(entity, payload)
+        self._written()
+        return written
 
     def _create(self, entity: str, payload: dict) -> dict:
         doc = self._rules.prepare(entity, self._without_system_fields(payload), existing=None)
@@ -2075,6 +2100,7 @@ class Company:
             }
         )
         self._stores[entity][doc["Id"]] = doc
+        self._record_change(entity, doc, "Create")
         self._after_write(entity)
         return copy.deepcopy(doc)
 
@@ -2095,6 +2121,7 @@ class Company:
         )
         self._bump(doc)
         self._stores[entity][doc["Id"]] = doc
+        self._record_change(entity, doc, "Update")
         self._after_write(entity)
         return copy.deepcopy(doc)
 
@@ -2103,6 +2130,10 @@ class Company:
             raise unsupported_operation(f"Operation Delete is not supported for {entity}; make it inactive.")
         existing = self._existing(entity, payload)
         del self._stores[entity][existing["Id"]]
+        tombstone = {"Id": existing["Id"], "status": "Deleted", "domain": "QBO"}
+        tombstone["MetaData"] = {"LastUpdatedTime": qbo_timestamp()}
+        self._deleted.setdefault(entity, {})[existing["Id"]] = tombstone
+        self._record_change(entity, tombstone, "Delete")
         self._after_write(entity)
         return {"status": "Deleted", "domain": "QBO", "Id": existing["Id"]}
 
@@ -2121,6 +2152,7 @@ class Company:
         if entity == "Payment":
             record["UnappliedAmt"] = 0.0
         self._bump(record)
+        self._record_change(entity, record, "Void")
         self._after_write(entity)
         return copy.deepcopy(record)
 
@@ -2164,6 +2196,7 @@ class Company:
         for invoice in self.records("Invoice"):
             if self.apply_payments(invoice, invoice["Id"]):
                 self._bump(invoice)
+                self._record_change("Invoice", invoice, "Update")
 
     def apply_payments(self, invoice: dict, invoice_id: str | None) -> bool:
         """Set an invoice's Balance (TotalAmt - payments applied) and its Payment LinkedTxn entries.
@@ -2189,6 +2222,88 @@ class Company:
         if links:
             invoice["LinkedTxn"] = links
         return changed
+
+    # -- the change log: webhooks and ChangeDataCapture ------------------------------------------
+
+    def _record_change(self, entity: str, record: dict, operation: str) -> None:
+        change = {
+            "entity": entity,
+            "id": record["Id"],
+            "operation": operation,
+            "time": record["MetaData"]["LastUpdatedTime"],
+        }
+        self.changes.append(change)
+        if self.on_change is not None:
+            self.on_change(self, change)
+
+    def _written(self) -> None:
+        if self.after_write is not None:
+            self.after_write()
+
+    def change_data_capture(self, entities: str, changed_since: str) -> dict:
+        """GET /cdc: the named entities changed since then (deleted ones as {"Id", "status": "Deleted"}),
+        grouped by entity, each group by LastUpdatedTime with deletions last, at most 1000 objects."""
+        if not entities:
+            raise required_param_missing("entities")
+        if not changed_since:
+            raise required_param_missing("changedSince")
+        since = _as_datetime(changed_since)
+        if since is None:
+            raise invalid_property("changedSince", changed_since)
+        # UNCONFIRMED: the fault QBO gives for a look-back beyond its 30 days (the fake refuses it like this).
+        if since < datetime.now(QBO_TZ) - timedelta(days=CDC_MAX_DAYS):
+            raise invalid_property("changedSince", f"{changed_since} is more than {CDC_MAX_DAYS} days ago")
+        names = []
+        for name in entities.split(","):
+            try:
+                entity = canonical_entity(name.strip())
+            except KeyError:
+                raise invalid_property("entities", name) from None
+            if entity in CDC_UNSUPPORTED:
+                raise invalid_property("entities", name)
+            names.append(entity)
+        groups, left = [], CDC_MAX_OBJECTS
+        with self._lock:
+            for entity in names:
+                changed = [r for r in self.records(entity) if _as_datetime(r["MetaData"]["LastUpdatedTime"]) >= since]
+                changed.sort(key=lambda r: _as_datetime(r["MetaData"]["LastUpdatedTime"]))
+                gone = [
+                    r
+                    for r in self._deleted.get(entity, {}).values()
+                    if _as_datetime(r["MetaData"]["LastUpdatedTime"]) >= since
+                ]
+                found = (changed + sorted(gone, key=lambda r: r["MetaData"]["LastUpdatedTime"]))[:left]
+                left -= len(found)
+                # UNCONFIRMED: how an entity with no changes appears in QueryResponse (here: an empty object).
+                groups.append(
+                    {entity: copy.deepcopy(found), "startPosition": 1, "maxResults": len(found)} if found else {}
+                )
+        return {"CDCResponse": [{"QueryResponse": groups}]}
+
+    # -- what a QuickBooks user does (tests of statuses that change after the app wrote a document) --
+
+    def receive_payment(self, invoice_id: Any, amount: Any, **fields) -> dict:
+        """A Payment of `amount` applied to the invoice, entered as a user would ("Receive payment")."""
+        invoice = self.get("Invoice", invoice_id)
+        if invoice is None:
+            raise KeyError(f"no Invoice with Id {invoice_id}")
+        payment = {
+            "CustomerRef": invoice["CustomerRef"],
+            "TotalAmt": amount,
+            "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+            **fields,
+        }
+        if invoice.get("CurrencyRef") and self.multicurrency:
+            payment.setdefault("CurrencyRef", invoice["CurrencyRef"])
+        return self.write("Payment", payment, mode="create")
+
+    def void(self, entity: str, entity_id: Any) -> dict:
+        record = self.read(entity, str(entity_id))
+        return self.write(entity, {"Id": record["Id"], "SyncToken": record["SyncToken"]}, mode="void")
+
+    def delete(self, entity: str, entity_id: Any) -> dict:
+        record = self.read(entity, str(entity_id))
+        return self.write(entity, {"Id": record["Id"], "SyncToken": record["SyncToken"]}, mode="delete")
 
 
 # --------------------------------------------------------------------------------------------
@@ -2327,6 +2442,78 @@ def _maybe_json(body: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# Webhooks
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WebhookDelivery:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    events: int
+    status: int | None = None
+    error: str = ""
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def webhook_signature(body: bytes, verifier: str) -> str:
+    """intuit-signature: base64 of the HMAC-SHA256 of the raw body, keyed with the app's verifier token."""
+    return base64.b64encode(hmac.new(verifier.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def webhook_payload(changes: list[tuple[str, dict]], style: str) -> Any:
+    """One notification of (realm, change) pairs, as a CloudEvents array or the legacy eventNotifications."""
+    if style == "cloudevents":
+        return [cloud_event(realm, change) for realm, change in changes]
+    if style != "legacy":
+        raise ValueError(f"webhook_format {style!r}: use one of {WEBHOOK_FORMATS}")
+    by_realm: dict[str, list[dict]] = {}
+    for realm, change in changes:
+        by_realm.setdefault(realm, []).append(
+            {
+                "name": change["entity"],
+                "id": change["id"],
+                "operation": change["operation"],
+                "lastUpdated": legacy_time(change["time"]),
+            }
+        )
+    return {
+        "eventNotifications": [
+            {"realmId": realm, "dataChangeEvent": {"entities": entities}} for realm, entities in by_realm.items()
+        ]
+    }
+
+
+def cloud_event(realm: str, change: dict) -> dict:
+    occurred = datetime.fromisoformat(change["time"]).astimezone(UTC)
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "intuit.qbo",  # UNCONFIRMED: the value Intuit puts in `source`
+        "type": f"qbo.{change['entity'].lower()}.{CLOUDEVENT_OPERATIONS[change['operation']]}.v1",
+        "datacontenttype": "application/json",
+        "time": occurred.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "intuitentityid": change["id"],
+        "intuitaccountid": realm,
+        "data": {},  # UNCONFIRMED: what Intuit puts in `data`; the app reads the record back instead
+    }
+
+
+def legacy_time(stamp: str) -> str:
+    """LastUpdatedTime as the legacy lastUpdated shows it: 2015-10-05T14:42:19-0700 (no fraction, no colon)."""
+    moment = datetime.fromisoformat(stamp)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _post_webhook(url: str, body: bytes, headers: dict) -> int:
+    return requests.post(url, data=body, headers=headers, timeout=10).status_code
+
+
+# --------------------------------------------------------------------------------------------
 # OAuth
 # --------------------------------------------------------------------------------------------
 
@@ -2416,6 +2603,19 @@ TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 REVOKE_PATH = "/oauth2/v1/tokens/revoke"
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 MAX_BATCH_ITEMS = 30
+CDC_MAX_DAYS = 30
+CDC_MAX_OBJECTS = 1000
+CDC_UNSUPPORTED = frozenset(("TaxAgency", "TaxCode", "TaxRate"))
+WEBHOOK_FORMATS = ("cloudevents", "legacy")
+# CloudEvents `type` is qbo.<entity>.<operation>.v1. UNCONFIRMED: "voided" and "merged" (seen as "void" too).
+CLOUDEVENT_OPERATIONS = {
+    "Create": "created",
+    "Update": "updated",
+    "Delete": "deleted",
+    "Void": "voided",
+    "Merge": "merged",
+    "Emailed": "emailed",
+}
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 
@@ -2436,6 +2636,17 @@ class FakeQuickBooks(LoopbackServer):
         self._tokens = _TokenBook()
         self._fault_rules: list[_FaultRule] = []
         self._replays: dict[tuple[str, str], _Response] = {}  # (realm, requestid) -> first response
+        # Webhooks (see the module docstring): nothing is sent until webhook_url is set.
+        self.webhook_url: str | None = None
+        self.webhook_verifier = ""
+        self.webhook_format = "cloudevents"
+        self.webhook_delivery = "sync"
+        self.webhooks_enabled = True
+        self.webhook_sender: Callable[[str, bytes, dict], int] | None = None
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self.webhooks_dropped = 0  # changes not notified because webhooks_enabled was False
+        self._pending_webhooks: list[tuple[str, dict]] = []  # (realm, change)
+        self._handling = threading.local()  # set while a request is served: deliveries wait for its end
 
     @property
     def api_base(self) -> str:
@@ -2459,6 +2670,8 @@ class FakeQuickBooks(LoopbackServer):
             for key, value in prefs.items():
                 company.set_pref(key, value)
             company.seed_defaults()
+            company.on_change = self._queue_webhook
+            company.after_write = self._deliver_after_user_write
             self.companies[realm_id] = company
             return company
 
@@ -2559,6 +2772,16 @@ class FakeQuickBooks(LoopbackServer):
     # -- request handling ----------------------------------------------------------------------
 
     def _handle(self, request: RecordedRequest) -> _Response:
+        self._handling.active = True
+        try:
+            response = self._handle_locked(request)
+        finally:
+            self._handling.active = False
+        if self.webhook_delivery == "sync":
+            self.deliver_webhooks()  # before the answer, outside the lock: the receiver may read back at once
+        return response
+
+    def _handle_locked(self, request: RecordedRequest) -> _Response:
         # One request at a time: the fake's state changes atomically, like one QBO company would.
         with self._lock:
             self.requests.append(request)
@@ -2568,6 +2791,41 @@ class FakeQuickBooks(LoopbackServer):
                 return rule.response
             response = self._route(request, api)
             return rule.response if rule is not None else response
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def _queue_webhook(self, company: Company, change: dict) -> None:
+        # Called under the lock for every write; cheap: the delivery happens later, outside it.
+        if not self.webhook_url:
+            return
+        if not self.webhooks_enabled:
+            self.webhooks_dropped += 1
+            return
+        self._pending_webhooks.append((company.realm_id, dict(change)))
+
+    def _deliver_after_user_write(self) -> None:
+        if self.webhook_delivery == "sync" and not getattr(self._handling, "active", False):
+            self.deliver_webhooks()
+
+    def deliver_webhooks(self) -> list[WebhookDelivery]:
+        """Send every queued change now, in one notification (Intuit batches changes the same way)."""
+        with self._lock:
+            pending, self._pending_webhooks = self._pending_webhooks, []
+            url, verifier, style = self.webhook_url, self.webhook_verifier, self.webhook_format
+        if not pending or not url:
+            return []
+        body = json.dumps(webhook_payload(pending, style)).encode()
+        headers = {"Content-Type": "application/json", "intuit-signature": webhook_signature(body, verifier)}
+        if style == "cloudevents":
+            headers["Content-Type"] = "application/cloudevents-batch+json"  # UNCONFIRMED: Intuit's exact type
+        delivery = WebhookDelivery(url, body, headers, len(pending))
+        try:
+            delivery.status = (self.webhook_sender or _post_webhook)(url, body, headers)
+        except Exception as exc:  # the receiver being down is the test's business, not the fake's crash
+            delivery.error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self.webhook_deliveries.append(delivery)
+        return [delivery]
 
     def _route(self, request: RecordedRequest, api: re.Match | None) -> _Response:
         path = request.path.rstrip("/") or "/"
@@ -2713,6 +2971,8 @@ class FakeQuickBooks(LoopbackServer):
             return {"QueryResponse": company.query(sql)}
         if head == "batch" and method == "POST" and len(parts) == 1:
             return self._batch(company, self._json_body(request))
+        if head == "cdc" and method == "GET" and len(parts) == 1:
+            return company.change_data_capture(request.query.get("entities", ""), request.query.get("changedSince", ""))
         if head == "preferences" and method == "GET" and len(parts) == 1:
             return {"Preferences": company.preferences_entity()}
         if head == "companyinfo" and method == "GET" and len(parts) == 2:
