@@ -85,8 +85,25 @@ def document(app, invoice_id) -> QuickBooksDocument:
         return db.session.scalars(query).one()
 
 
+_HUBSPOT = {}
+
+
+@pytest.fixture(autouse=True)
+def hubspot_of_this_test(fake_hubspot):
+    """state() checks the HubSpot record too: what QuickBooks says must reach the deal, not just our table."""
+    _HUBSPOT["fake"] = fake_hubspot
+    yield
+    _HUBSPOT.clear()
+
+
 def state(app, invoice_id) -> tuple:
+    """The document's status and balance, after checking its HubSpot record shows the same."""
     row = document(app, invoice_id)
+    shown = _HUBSPOT["fake"].portal(PORTAL_ID).get("deals", row.object_id)["properties"]
+    assert (shown.get("quickbooks_invoice_status"), shown.get("quickbooks_invoice_balance")) == (
+        row.status,
+        row.balance,
+    ), "the HubSpot record follows the QuickBooks document"
     return row.status, row.balance
 
 
@@ -564,3 +581,23 @@ def test_reconciliation_answers_events_it_covered(app, client, dropped, books, i
 
     assert stored_events(app)[-1].outcome == "reconciled"
     assert state(app, record["Id"]) == ("paid", "0.00")
+
+
+@pytest.mark.parametrize(
+    "txn_status, shown", [("Accepted", "accepted"), ("Rejected", "rejected"), ("Closed", "closed")]
+)
+def test_an_estimate_accepted_rejected_or_closed_reaches_its_deal(
+    app, client, portal, fake_quickbooks, books, action_for, fake_hubspot, txn_status, shown
+):
+    deal = seed_deal(portal, fake_quickbooks)
+    fields = action_for("create_estimate", deal.deal_id)
+    assert record_property(fake_hubspot, deal.deal_id, "quickbooks_estimate_status") == "pending"
+
+    books.patch("Estimate", fields["quickbooks_document_id"], TxnStatus=txn_status)  # done in QuickBooks
+    post(client, [cloud_event(fields["quickbooks_document_id"], entity="estimate", time="2099-01-01T00:00:00Z")])
+
+    assert record_property(fake_hubspot, deal.deal_id, "quickbooks_estimate_status") == shown
+
+
+def record_property(fake_hubspot, deal_id, name):
+    return fake_hubspot.portal(PORTAL_ID).get("deals", deal_id)["properties"].get(name)
