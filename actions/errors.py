@@ -137,6 +137,12 @@ CATALOGUE: dict[str, Entry] = {
         "The {object_label} is in {currency}, which the QuickBooks company {company} has not enabled.",
         "In QuickBooks, add the currency (gear icon, Currencies, Add currency), then re-enroll the record.",
     ),
+    "HUBSPOT_REFUSED": Entry(
+        "HubSpot refused {what}: {hubspot_says}.{advice}",
+        "If HubSpot names missing scopes or refused our access, reinstall qbo-actions in this HubSpot account "
+        "('Sign in with HubSpot' in the qbo-actions console runs the install) and approve every permission it "
+        "asks for; otherwise correct the record or property HubSpot names. Then re-enroll the record.",
+    ),
     "INTERNAL_ERROR": Entry(
         "qbo-actions hit an unexpected error ({reason}).",
         "Re-enroll the record; if it fails again, report it with the execution id shown in the qbo-actions console.",

@@ -31,24 +31,28 @@ def configure_logging(app):
 
 
 def init_sentry(app):
+    """Error reporting, and the redaction it shares with logging: log records are masked whether or not
+    SENTRY_DSN is set (see app/observability.py for what is masked where)."""
+    from app import observability
+
+    observability.install_log_redaction()
+    observability.remember_secrets(app.config)
     if app.config["SENTRY_DSN"]:
+        import warnings
+
         import sentry_sdk
 
-        # send_default_pii off: request bodies and headers (signatures, tokens) never leave the server.
-        sentry_sdk.init(
-            dsn=app.config["SENTRY_DSN"],
-            send_default_pii=False,
-            environment=app.config["APP_ENV"],
-            before_breadcrumb=redact_breadcrumb,
-        )
+        with warnings.catch_warnings():
+            # Newer sentry-sdk 2.x deprecates send_default_pii for data_collection; False means the same on both.
+            warnings.filterwarnings("ignore", message=".*send_default_pii.*", category=DeprecationWarning)
+            sentry_sdk.init(**observability.sentry_options(app.config))
 
 
-def redact_breadcrumb(crumb, _hint):
-    """HubSpot's token metadata URL carries the access token in its path: keep it out of Sentry."""
-    url = (crumb.get("data") or {}).get("url", "")
-    if "/access-tokens/" in url:
-        crumb["data"]["url"] = url.split("/access-tokens/")[0] + "/access-tokens/[redacted]"
-    return crumb
+def redact_breadcrumb(crumb, hint):
+    """Kept for callers of app.redact_breadcrumb: the redaction lives in app.observability."""
+    from app.observability import redact_breadcrumb as redact
+
+    return redact(crumb, hint)
 
 
 def init_extensions(app):
@@ -64,7 +68,7 @@ def init_extensions(app):
 
 def register_blueprints(app):
     from app import console
-    from app.blueprints import actions, cards, health, oauth, options
+    from app.blueprints import actions, cards, health, oauth, openapi, options
     from app.extensions import csrf
 
     for module in (health, actions, options, cards):  # machine endpoints: signed by HubSpot, no browser session
@@ -74,6 +78,7 @@ def register_blueprints(app):
     from app.blueprints import quickbooks_webhooks  # signed by Intuit (intuit-signature), no browser session
 
     app.register_blueprint(csrf.exempt(quickbooks_webhooks.bp))
+    app.register_blueprint(openapi.bp)  # GET /openapi.json: the machine endpoints, described
 
 
 def register_errorhandlers(app):

@@ -1,4 +1,5 @@
-"""CLI commands: `flask worker` runs the job consumer; `flask settings` shows and changes portal settings."""
+"""CLI commands: `flask worker` runs the job consumer; `flask settings` shows and changes portal settings;
+`flask keys rotate` re-encrypts stored tokens under the newest TOKEN_ENCRYPTION_KEY."""
 
 import json
 
@@ -18,9 +19,13 @@ def worker_command(threads):
     """Run the job consumer: executions, callback completions, and the lost-job sweep."""
     from huey.consumer import Consumer
 
+    from app.storage.executions import worker_identity
     from app.worker import requeue_stale
 
-    requeue_stale()  # work left behind by a crash runs first
+    click.echo(f"worker {worker_identity()} starting (its leases carry this name)")
+    # Work left behind by a crash runs first: what a dead worker of this host held, at once, however long
+    # its lease still runs, and every job that may have been lost, however recently.
+    requeue_stale(at_start=True)
     queue = current_app.extensions["queue"]
     # An idle consumer polls SQLite with a backoff; cap it so a new job waits at most a fraction of a second.
     Consumer(
@@ -134,6 +139,34 @@ def describe_settings(portal) -> dict:
     return {"portal_id": portal.id, "settings": portal_settings, "companies": companies}
 
 
+keys_cli = AppGroup("keys", help="Manage TOKEN_ENCRYPTION_KEY, the keys OAuth tokens are encrypted with at rest.")
+
+
+@keys_cli.command("rotate")
+def keys_rotate():
+    """Re-encrypt every stored token under the newest (first) key of TOKEN_ENCRYPTION_KEY.
+
+    Put the new key first ("new,old") on every process, run this, then drop the old key. Safe to run
+    again: tokens already under the newest key are left alone.
+    """
+    from app.storage import crypto
+    from app.storage.models import Base
+
+    counts = crypto.rotate_stored_tokens(db.session, Base.metadata)
+    for table_name, count in counts.items():
+        click.echo(
+            f"{table_name}: {count.rotated} re-encrypted under the newest key, {count.current} already were"
+            + (f", {count.changed} refreshed meanwhile (run again to check them)" if count.changed else "")
+            + (f", {count.unreadable} unreadable with these keys" if count.unreadable else "")
+        )
+    if any(count.unreadable for count in counts.values()):
+        raise click.ClickException(
+            "Some tokens could not be decrypted with any key of TOKEN_ENCRYPTION_KEY: add back the key they were "
+            "written with (after the new one) and run this again; they were left as they were."
+        )
+
+
 def init_app(app):
     app.cli.add_command(worker_command)
     app.cli.add_command(settings_cli)
+    app.cli.add_command(keys_cli)

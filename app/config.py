@@ -58,6 +58,10 @@ DEFAULTS = {
     "QUEUE_NAME": "qbo-actions",
     # An execution untouched this long with no job scheduled is considered lost and enqueued again.
     "STALE_AFTER_SECONDS": "180",
+    # Seconds a worker's claim on an execution (a run, a callback completion) lasts; the worker renews it every
+    # third of that while it works, so a worker killed on another host loses its work within one lease (and
+    # the sweep, every minute, hands it on). A worker restarting on the same host takes it back at once.
+    "LEASE_SECONDS": "45",
     "LOG_LEVEL": "INFO",
     # Seconds between tries of an execution after transient failures; then QUICKBOOKS_UNAVAILABLE.
     "RETRY_DELAYS": "15,60,300,900,1800,3600",
@@ -67,6 +71,8 @@ DEFAULTS = {
     "QBO_WEBHOOK_VERIFIER_TOKEN": "",
     # Seconds between two ChangeDataCapture passes over a QuickBooks company (what webhooks missed).
     "RECONCILE_INTERVAL_SECONDS": "300",
+    # Bytes a request body may have (1 MiB): a larger one is refused with 413 before it is read or verified.
+    "MAX_CONTENT_LENGTH": str(1024 * 1024),
 }
 
 
@@ -103,6 +109,7 @@ def finish_config(config: dict, instance_path: str) -> None:
         config[key] = float(config[key])
     for key in ("WORKER_THREADS", "QBO_MINOR_VERSION"):
         config[key] = int(config[key])
+    config["MAX_CONTENT_LENGTH"] = parse_max_content_length(config["MAX_CONTENT_LENGTH"])
     for key in ("RETRY_DELAYS", "CALLBACK_RETRY_DELAYS"):
         if isinstance(config[key], str):
             config[key] = [float(d) for d in config[key].split(",") if d.strip()]
@@ -123,6 +130,17 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def parse_max_content_length(value) -> int:
+    """MAX_CONTENT_LENGTH in bytes (Flask refuses a larger body with 413 before anything reads it)."""
+    try:
+        limit = int(str(value).strip())
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ConfigError(f"MAX_CONTENT_LENGTH must be a positive number of bytes (got {value!r}), e.g. 1048576")
+    return limit
 
 
 def parse_fernet_keys(value: str) -> list[str]:

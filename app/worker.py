@@ -6,6 +6,10 @@ never SUCCESS; transient ones are tried again later with the same QuickBooks req
 
 import logging
 import re
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import sentry_sdk
@@ -96,22 +100,28 @@ def settle_without_running(session, execution: Execution) -> bool:
 
 def run_execution(execution_id: int) -> None:
     with db.new_session() as session:
-        if not execution_service.claim_for_run(session, execution_id):
+        if not execution_service.claim_for_run(session, execution_id, lease=lease_duration()):
             return  # already done, or another worker holds it
-        execution = execution_service.get_execution(session, execution_id)
-        session.commit()  # end the read; every later write starts its own transaction
-        outcome = attempt(session, execution)
-        if outcome is None:
-            return
-        outputs, error, document = outcome
-        execution_service.finish(
-            execution,
-            outcome=FAIL_CONTINUE if error else SUCCESS,
-            outputs=outputs,
-            error_code=error.code if error else "",
-            error_message=error.message if error else "",
-        )
-        session.commit()
+        with lease_keeper().holding(execution_id):  # renewed while the action runs; a dead worker's runs out
+            execution = execution_service.get_execution(session, execution_id)
+            session.commit()  # end the read; every later write starts its own transaction
+            outcome = attempt(session, execution)
+            if outcome is None:
+                return
+            if not execution_service.holds_lease(session, execution_id):
+                # This process stalled past its lease and another worker took the execution over: that one
+                # resumes from the same journal and request ids and stores the outcome; this one must not.
+                log.warning("execution %s: lease lost to another worker; its outcome is left to that one", execution_id)
+                return
+            outputs, error, document = outcome
+            execution_service.finish(
+                execution,
+                outcome=FAIL_CONTINUE if error else SUCCESS,
+                outputs=outputs,
+                error_code=error.code if error else "",
+                error_message=error.message if error else "",
+            )
+            session.commit()
         log.info(
             "execution %s (%s %s) finished: %s",
             execution.id,
@@ -130,41 +140,67 @@ def run_execution(execution_id: int) -> None:
 
 def attempt(session, execution: Execution):
     """(outputs, error or None, the QuickBooks document written or None), or None when the execution was
-    postponed after a transient failure."""
-    try:
-        ctx = build_context(session, execution)
-        result = run_action(ctx)
-        return result.output_fields(ctx), None, getattr(result, "document", None)
-    except ActionError as action_error:
-        error = action_error
-    except QuickBooksFault as fault:
-        error = explain_fault(fault)
-    except QuickBooksAuthExpired as expired:
-        error = ActionError("QUICKBOOKS_AUTH_EXPIRED", company=expired.company)
-    except TransientError as exc:
-        if postpone_run(session, execution, exc):
-            return None
-        # The code says QuickBooks (a contract); the message says which service it really was.
-        error = ActionError("QUICKBOOKS_UNAVAILABLE", service=exc.service, reason=exc.reason)
-    except HubSpotAuthError as exc:
-        error = ActionError(
-            "INTERNAL_ERROR", reason=f"HubSpot refused our token for this account ({exc}); reinstall the app"
-        )
-    except HubSpotNotFound as exc:
-        error = ActionError(
-            "INVALID_INPUT",
-            reason=f"HubSpot could not find a record this action reads "
-            f"({exc.message or 'not found'}); it may have been deleted.",
-        )
-    except HubSpotError as exc:
-        log.warning("execution %s: HubSpot refused a read: %s", execution.id, exc)
-        hint = "; reinstall the app so it has the scopes it needs" if exc.status == 403 else ""
-        error = ActionError("INTERNAL_ERROR", reason=f"HubSpot answered {exc.status}: {exc.message[:200]}{hint}")
-    except Exception as exc:  # the one broad catch: report it, never call it a success
-        log.exception("execution %s failed unexpectedly", execution.id)
-        sentry_sdk.capture_exception(exc)
-        error = ActionError("INTERNAL_ERROR", reason=type(exc).__name__)
-    return failure_outputs(error), error, None
+    postponed after a transient failure. A refusal by HubSpot or QuickBooks is explained to the admin;
+    anything else is a bug of ours: INTERNAL_ERROR, reported to Sentry tagged with portal, action, error
+    code and execution id."""
+    with sentry_sdk.isolation_scope() as scope:
+        scope.clear_breadcrumbs()  # this execution's own trail, not the previous job's on this thread
+        scope.set_tag("portal", str(execution.portal_id))
+        scope.set_tag("action", execution.action)
+        scope.set_tag("execution_id", str(execution.id))
+        try:
+            ctx = build_context(session, execution)
+            result = run_action(ctx)
+            return result.output_fields(ctx), None, getattr(result, "document", None)
+        except ActionError as action_error:
+            error = action_error
+        except QuickBooksFault as fault:
+            error = explain_fault(fault)
+        except QuickBooksAuthExpired as expired:
+            error = ActionError("QUICKBOOKS_AUTH_EXPIRED", company=expired.company)
+        except TransientError as exc:
+            if postpone_run(session, execution, exc):
+                return None
+            # The code says QuickBooks (a contract); the message says which service it really was.
+            error = ActionError("QUICKBOOKS_UNAVAILABLE", service=exc.service, reason=exc.reason)
+        except HubSpotAuthError as exc:  # the refresh token itself was refused: only a reinstall helps
+            log.warning("execution %s: HubSpot refused the portal's refresh token: %s", execution.id, exc)
+            error = ActionError(
+                "HUBSPOT_REFUSED",
+                what="qbo-actions' access to this HubSpot account",
+                hubspot_says=f'"{str(exc)[:300]}" (when renewing its access token)',
+                advice=" The app may have been uninstalled, or its access revoked.",
+            )
+        except HubSpotNotFound as exc:
+            error = ActionError(
+                "INVALID_INPUT",
+                reason=f"HubSpot could not find a record this action reads "
+                f"({exc.message or 'not found'}); it may have been deleted.",
+            )
+        except HubSpotError as exc:  # 4xx other than 404 (429 and 5xx are TransientError): not a bug of ours
+            from actions.steps.source import OBJECT_TYPES
+
+            log.warning("execution %s: HubSpot refused a request: %s", execution.id, exc)
+            record = f"{OBJECT_TYPES.get(execution.object_type, ('', 'record'))[1]} {execution.object_id}"
+            error = ActionError(
+                "HUBSPOT_REFUSED",
+                what=f"a request qbo-actions needs to read {record}",
+                hubspot_says=f'"{(exc.message or "no reason given").rstrip(".")[:300]}" '
+                f"(HTTP {exc.status}{', ' + exc.category if exc.category else ''})",
+                advice={
+                    400: " HubSpot answers 400 when a request names a property, record or association it does not "
+                    "accept in this account.",
+                    401: " HubSpot refused the app's access token even after renewing it.",
+                    403: " HubSpot answers 403 when the installation lacks a permission (scope) this action needs "
+                    "to read the record or the contacts, companies or line items associated with it.",
+                }.get(exc.status, ""),
+            )
+        except Exception as exc:  # the one broad catch: report it, never call it a success
+            error = ActionError("INTERNAL_ERROR", reason=type(exc).__name__)
+            scope.set_tag("error_code", error.code)
+            sentry_sdk.capture_exception(exc)  # first: Sentry drops the logging integration's copy of it
+            log.exception("execution %s failed unexpectedly", execution.id)
+        return failure_outputs(error), error, None
 
 
 def retry_delays() -> list[float]:
@@ -249,26 +285,31 @@ def names(connections) -> str:
 
 def complete_callback(execution_id: int) -> None:
     with db.new_session() as session:
-        if not execution_service.claim_for_callback(session, execution_id):
+        if not execution_service.claim_for_callback(session, execution_id, lease=lease_duration()):
             return
-        execution = execution_service.get_execution(session, execution_id)
-        session.commit()
-        if execution.completed_at is not None:
-            keep_earlier_completion(session, execution)  # retried from the console after HubSpot settled it
+        with lease_keeper().holding(execution_id):  # renewed while HubSpot answers
+            execution = execution_service.get_execution(session, execution_id)
+            session.commit()
+            complete_claimed(session, execution)
+
+
+def complete_claimed(session, execution: Execution) -> None:
+    if execution.completed_at is not None:
+        keep_earlier_completion(session, execution)  # retried from the console after HubSpot settled it
+        return
+    if utcnow() >= execution.expires_at:
+        expire(session, execution)
+        return
+    try:
+        crm = hubspot_client(get_portal(session, execution.portal_id), current_app.config)
+        crm.complete_callback(execution.callback_id, output_fields(execution))
+    except (TransientError, HubSpotError, HubSpotAuthError, OSError) as exc:
+        if already_completed(exc):
+            mark_completed(session, execution, note=already_completed_note(execution))
             return
-        if utcnow() >= execution.expires_at:
-            expire(session, execution)
-            return
-        try:
-            crm = hubspot_client(get_portal(session, execution.portal_id), current_app.config)
-            crm.complete_callback(execution.callback_id, output_fields(execution))
-        except (TransientError, HubSpotError, HubSpotAuthError, OSError) as exc:
-            if already_completed(exc):
-                mark_completed(session, execution, note=already_completed_note(execution))
-                return
-            postpone_callback(session, execution, exc)
-            return
-        mark_completed(session, execution)
+        postpone_callback(session, execution, exc)
+        return
+    mark_completed(session, execution)
 
 
 def already_completed(exc: Exception) -> bool:
@@ -288,7 +329,7 @@ def keep_earlier_completion(session, execution: Execution) -> None:
     """A console retry of an execution HubSpot already took an outcome for: a callback takes one completion,
     so HubSpot is not asked again (even once the callback expired); the new outcome stays with us."""
     execution.status = Execution.COMPLETED  # completed_at stays: when HubSpot took the earlier outcome
-    execution.lease_until = None
+    execution.lease_until = execution.lease_owner = None
     when = execution.completed_at.strftime("%Y-%m-%d %H:%M")
     execution.notes = [
         *(execution.notes or []),
@@ -308,7 +349,7 @@ def keep_earlier_completion(session, execution: Execution) -> None:
 def mark_completed(session, execution: Execution, note: str = "") -> None:
     execution.status = Execution.COMPLETED
     execution.completed_at = utcnow()
-    execution.lease_until = None
+    execution.lease_until = execution.lease_owner = None
     if note:
         execution.notes = [*(execution.notes or []), note]
     session.commit()
@@ -317,7 +358,7 @@ def mark_completed(session, execution: Execution, note: str = "") -> None:
 def expire(session, execution: Execution) -> None:
     """HubSpot stopped waiting: keep the document and say so loudly, never drop it silently."""
     execution.status = Execution.EXPIRED
-    execution.lease_until = None
+    execution.lease_until = execution.lease_owner = None
     session.commit()
     log.error(
         "execution %s (%s): HubSpot callback %s expired before it could be completed; outcome %s %s kept",
@@ -339,14 +380,108 @@ def postpone_callback(session, execution: Execution, exc: Exception) -> None:
     queue.enqueue_completion(execution.id, delay=delay)
 
 
-# -- lost work -------------------------------------------------------------------------------------------
+# -- leases and lost work --------------------------------------------------------------------------------
 
 
-def requeue_stale() -> int:
-    """Re-enqueue executions whose job was lost (crash between commit and enqueue, worker killed)."""
+def lease_duration() -> timedelta:
+    return timedelta(seconds=float(current_app.config["LEASE_SECONDS"]))
+
+
+def lease_keeper() -> "LeaseKeeper":
+    """This process's keeper of the leases it holds, one per app."""
+    keeper = current_app.extensions.get("lease_keeper")
+    if keeper is None:
+        keeper = current_app.extensions.setdefault("lease_keeper", LeaseKeeper(lease_duration()))
+    return keeper
+
+
+class LeaseKeeper:
+    """Renews, every third of a lease, the leases this process holds on the executions it is working on, in
+    one UPDATE (`WHERE lease_owner = this process`). A background thread runs while something is held and
+    stops when nothing is; a worker that dies stops renewing, so its leases run out within one lease."""
+
+    def __init__(self, lease: timedelta):
+        self.lease = lease
+        self.interval = max(lease.total_seconds() / 3, 0.05)
+        self.held: Counter[int] = Counter()
+        self.changed = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def holding(self, execution_id: int):
+        with self.changed:
+            self.held[execution_id] += 1
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.keep, name="lease-keeper", daemon=True)
+                self.thread.start()
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.held[execution_id] -= 1
+                if self.held[execution_id] <= 0:
+                    del self.held[execution_id]
+                self.changed.notify_all()
+
+    def keep(self) -> None:
+        due = time.monotonic() + self.interval
+        while True:
+            with self.changed:
+                while self.held and time.monotonic() < due:
+                    self.changed.wait(due - time.monotonic())
+                if not self.held:
+                    self.thread = None
+                    return
+                ids = sorted(self.held)
+            self.renew(ids)
+            due = time.monotonic() + self.interval
+
+    def renew(self, ids: list[int]) -> set[int]:
+        try:
+            with db.new_session() as session:
+                held = execution_service.renew_leases(session, ids, lease=self.lease)
+        except Exception:  # the database may be away for a moment: try again at the next beat
+            log.warning("could not renew the leases of executions %s", ids, exc_info=True)
+            return set()
+        if len(held) < len(ids):  # finished meanwhile, or (after a stall) taken over by another worker
+            log.debug("leases no longer held by this worker: %s", sorted(set(ids) - held))
+        return held
+
+
+def resume_orphans() -> list[int]:
+    """Take back at once what a worker process of this host held when it died (its pid is gone, or it is this
+    process's pid under another boot id): a run goes back to pending, a completion is freed; both are
+    enqueued. Runs at worker start-up and with every sweep; a lease owned elsewhere is left to run out."""
+    resumed = []
     with db.new_session() as session:
-        older_than = timedelta(seconds=current_app.config["STALE_AFTER_SECONDS"])
-        stale = execution_service.stale_executions(session, older_than=older_than)
+        for execution in execution_service.orphaned_executions(session):
+            status, owner = execution.status, execution.lease_owner
+            if execution_service.release_orphan(session, execution):
+                resumed.append((execution.id, status, owner))
+    for execution_id, status, owner in resumed:
+        if status == Execution.FINISHED:
+            queue.enqueue_completion(execution_id)
+        else:
+            queue.enqueue_execution(execution_id)
+        log.warning("execution %s: its worker %s is gone; resumed at once", execution_id, owner)
+    return [execution_id for execution_id, _, _ in resumed]
+
+
+def requeue_stale(at_start: bool = False) -> int:
+    """Re-enqueue executions whose job was lost (crash between commit and enqueue, worker killed): at once
+    what a dead worker of this host held, then leases that ran out and jobs lost for STALE_AFTER_SECONDS.
+
+    At worker start-up (`at_start`) every pending or finished execution with nothing scheduled counts as
+    lost, however recent: a job enqueued twice is harmless (claims are atomic), a lost one would wait.
+    """
+    resumed = resume_orphans()
+    with db.new_session() as session:
+        older_than = timedelta(seconds=0 if at_start else current_app.config["STALE_AFTER_SECONDS"])
+        stale = [
+            execution
+            for execution in execution_service.stale_executions(session, older_than=older_than)
+            if execution.id not in resumed
+        ]
         for execution in stale:
             if execution.status == Execution.FINISHED:
                 queue.enqueue_completion(execution.id)
@@ -354,7 +489,7 @@ def requeue_stale() -> int:
                 queue.enqueue_execution(execution.id)
     if stale:
         log.warning("re-enqueued %d executions whose jobs were lost", len(stale))
-    return len(stale)
+    return len(resumed) + len(stale)
 
 
 # -- the documents in HubSpot ----------------------------------------------------------------------------

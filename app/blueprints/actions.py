@@ -28,7 +28,10 @@ def verify_hubspot_signature() -> None:
 
 
 def load_json_body() -> dict:
-    payload = request.get_json(silent=True)
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes: not a body HubSpot sends
+        payload = None
     if not isinstance(payload, dict):
         abort(400, description="The body must be a JSON object.")
     return payload

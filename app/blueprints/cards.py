@@ -75,8 +75,8 @@ def signed_portal_id() -> int:
     given = request.args.getlist("portalId")
     if len(given) != 1:
         abort(400, description="portalId must appear exactly once (HubSpot adds it to the card's signed requests).")
-    if not given[0].isdigit():
-        abort(400, description="portalId must be a HubSpot account id (digits).")
+    if not (given[0].isascii() and given[0].isdigit() and len(given[0]) <= 18):
+        abort(400, description="portalId must be a HubSpot account id (at most 18 digits).")
     return int(given[0])
 
 

@@ -101,7 +101,7 @@ def read_notification(body: bytes) -> tuple[list[Notified], list[str]]:
     """The entity changes a notification names, and what could not be read (one sentence each)."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return [], ["The body is not JSON."]
     if isinstance(payload, list):
         return read_cloud_events(payload)
@@ -174,7 +174,15 @@ def read_legacy(payload: dict) -> tuple[list[Notified], list[str]]:
 
 
 def text(value) -> str:
-    return str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    """A field as text; "" (unreadable) for what no database stores: a NUL or a lone surrogate."""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        return ""
+    value = str(value).strip()
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return "" if "\x00" in value else value
 
 
 def event_key(key: str) -> str:

@@ -1,14 +1,93 @@
-"""Execution services: idempotent record, atomic claims, outcomes. One read or write each."""
+"""Execution services: idempotent record, atomic claims and leases, outcomes. One read or write each.
 
+A claim is a lease held by one worker process (`lease_owner`, see `worker_identity`) until `lease_until`.
+Leases are short (LEASE_SECONDS, 45 s by default) and the worker renews the ones it holds while it works
+(`renew_leases`, from app.worker.LeaseKeeper), so a worker that died loses its work within one lease; a
+worker starting on the same host takes back at once what a dead process of that host held
+(`orphaned_executions`, `release_orphan`).
+"""
+
+import os
+import secrets
+import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.storage.models import Execution, utcnow
 
-RUN_LEASE = timedelta(minutes=10)
-CALLBACK_LEASE = timedelta(minutes=2)
+DEFAULT_LEASE = timedelta(seconds=45)  # LEASE_SECONDS; renewed every third of it while the work goes on
+RUN_LEASE = DEFAULT_LEASE
+CALLBACK_LEASE = DEFAULT_LEASE
+HELD = (Execution.RUNNING, Execution.FINISHED)  # the states a lease is held in: a run, a callback completion
+
+
+# -- who holds a lease -----------------------------------------------------------------------------------
+
+_identities: dict[int, str] = {}  # pid → identity: a forked child is another process with its own boot id
+
+
+def host_key() -> str:
+    """The host as far as process ids go: its name and its pid namespace (containers sharing a host name,
+    with --network=host say, each have their own pids; one must never judge the other's by its own)."""
+    try:
+        namespace = f"/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()[:200]}{namespace}"
+
+
+def worker_identity() -> str:
+    """This process as a lease owner: "host/pid-namespace:pid:boot-id", the boot id random per process start,
+    so a restarted worker that got its predecessor's pid (pid 1 in a container) still knows it is another."""
+    pid = os.getpid()
+    identity = _identities.get(pid)
+    if identity is None:
+        identity = _identities.setdefault(pid, f"{host_key()}:{pid}:{secrets.token_hex(6)}")
+    return identity
+
+
+worker_identity()  # the boot id is chosen when the process starts
+
+
+def parse_owner(owner: str | None) -> tuple[str, int, str] | None:
+    """(host key, pid, boot id) of a lease owner, or None for anything else."""
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists here (a zombie, killed but not yet reaped, counts as dead)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def is_orphaned(owner: str | None, me: str | None = None) -> bool:
+    """Whether the owner is a worker process of this host that is gone: its pid is dead, or it is this
+    process's pid under another boot id (an earlier life of a restarted worker). Owners on other hosts
+    are never judged here: their leases run out instead."""
+    me = me or worker_identity()
+    theirs, mine = parse_owner(owner), parse_owner(me)
+    if theirs is None or mine is None or owner == me or theirs[0] != mine[0]:
+        return False
+    if theirs[1] == mine[1]:
+        return True
+    return not pid_alive(theirs[1])
 
 
 def get_execution(session, execution_id: int) -> Execution | None:
@@ -39,8 +118,11 @@ def get_or_create_execution(session, *, portal_id: int, callback_id: str, expire
     return execution, True
 
 
-def claim_for_run(session, execution_id: int) -> bool:
-    """Take the execution for one run: pending, or running under a lease that ran out (a crashed worker)."""
+def claim_for_run(session, execution_id: int, *, owner: str | None = None, lease: timedelta = RUN_LEASE) -> bool:
+    """Take the execution for one run: pending, or running under a lease that ran out (a crashed worker).
+
+    One conditional UPDATE: of two workers claiming at once, exactly one gets it.
+    """
     now = utcnow()
     claimable = or_(
         Execution.status == Execution.PENDING, and_(Execution.status == Execution.RUNNING, Execution.lease_until < now)
@@ -48,20 +130,103 @@ def claim_for_run(session, execution_id: int) -> bool:
     result = session.execute(
         update(Execution)
         .where(Execution.id == execution_id, claimable)
-        .values(status=Execution.RUNNING, lease_until=now + RUN_LEASE, attempts=Execution.attempts + 1, updated_at=now)
+        .values(
+            status=Execution.RUNNING,
+            lease_until=now + lease,
+            lease_owner=owner or worker_identity(),
+            attempts=Execution.attempts + 1,
+            updated_at=now,
+        )
     )
     session.commit()
     return result.rowcount == 1
 
 
-def claim_for_callback(session, execution_id: int) -> bool:
+def claim_for_callback(
+    session, execution_id: int, *, owner: str | None = None, lease: timedelta = CALLBACK_LEASE
+) -> bool:
     """Take a finished execution for one completion attempt, so two workers never complete it twice at once."""
     now = utcnow()
     free = or_(Execution.lease_until.is_(None), Execution.lease_until < now)
     result = session.execute(
         update(Execution)
         .where(Execution.id == execution_id, Execution.status == Execution.FINISHED, free)
-        .values(lease_until=now + CALLBACK_LEASE, callback_attempts=Execution.callback_attempts + 1, updated_at=now)
+        .values(
+            lease_until=now + lease,
+            lease_owner=owner or worker_identity(),
+            callback_attempts=Execution.callback_attempts + 1,
+            updated_at=now,
+        )
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def renew_leases(session, execution_ids, *, owner: str | None = None, lease: timedelta = DEFAULT_LEASE) -> set[int]:
+    """Extend the leases `owner` (this process) still holds on these executions; the ids still held.
+
+    Only one's own lease: an execution another worker took over (after this one's lease ran out) or that
+    was finished, postponed or released meanwhile is left as it is.
+    """
+    ids = sorted(set(execution_ids))
+    if not ids:
+        return set()
+    owner = owner or worker_identity()
+    held = and_(
+        Execution.id.in_(ids),
+        Execution.lease_owner == owner,
+        Execution.status.in_(HELD),
+        Execution.lease_until.is_not(None),
+    )
+    session.execute(
+        update(Execution).where(held).values(lease_until=utcnow() + lease).execution_options(synchronize_session=False)
+    )
+    still_held = set(session.scalars(select(Execution.id).where(held)))
+    session.commit()
+    return still_held
+
+
+def holds_lease(session, execution_id: int, owner: str | None = None) -> bool:
+    """Whether `owner` (this process) still holds the execution's lease: no other worker took it over."""
+    current = session.scalar(select(Execution.lease_owner).where(Execution.id == execution_id))
+    return current == (owner or worker_identity())
+
+
+def orphaned_executions(session, *, me: str | None = None, limit: int = 500) -> list[Execution]:
+    """Executions held (running, or a callback completion under way) by a worker process of this host that
+    is gone, however long their lease still runs: a restarted worker takes them back at once."""
+    me = me or worker_identity()
+    query = (
+        select(Execution)
+        .where(
+            Execution.status.in_(HELD),
+            Execution.lease_until.is_not(None),
+            Execution.lease_owner.startswith(parse_owner(me)[0] + ":", autoescape=True),
+            Execution.lease_owner != me,
+        )
+        .order_by(Execution.id)
+        .limit(limit)
+    )
+    return [execution for execution in session.scalars(query) if is_orphaned(execution.lease_owner, me)]
+
+
+def release_orphan(session, execution: Execution) -> bool:
+    """Free the lease a dead worker held, so the execution can be claimed at once: a run goes back to
+    pending, a completion stays finished. Conditional on the same owner and state, so a lease someone
+    claimed meanwhile is never touched; False then."""
+    now = utcnow()
+    values = {"lease_until": None, "lease_owner": None, "next_run_at": None, "updated_at": now}
+    if execution.status == Execution.RUNNING:
+        values["status"] = Execution.PENDING
+    result = session.execute(
+        update(Execution)
+        .where(
+            Execution.id == execution.id,
+            Execution.status == execution.status,
+            Execution.lease_owner == execution.lease_owner,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
     session.commit()
     return result.rowcount == 1
@@ -75,6 +240,7 @@ def finish(execution: Execution, *, outcome: str, outputs: dict, error_code: str
     execution.error_message = error_message or None
     execution.finished_at = utcnow()
     execution.lease_until = None
+    execution.lease_owner = None
     execution.next_run_at = None
 
 
@@ -82,6 +248,7 @@ def postpone(execution: Execution, *, delay: float, status: str, error: str = ""
     """Hand the execution back for a later try (after a transient failure)."""
     execution.status = status
     execution.lease_until = None
+    execution.lease_owner = None
     execution.next_run_at = utcnow() + timedelta(seconds=delay)
     if status == Execution.FINISHED:
         execution.last_callback_error = error[:2000]
@@ -93,13 +260,14 @@ def is_due(execution: Execution, now: datetime | None = None) -> bool:
 
 
 def stale_executions(session, *, older_than: timedelta, limit: int = 500) -> list[Execution]:
-    """Executions whose job was lost: pending or finished with nothing scheduled, or running with a dead lease."""
+    """Executions whose job was lost: pending or finished with nothing scheduled, or running or completing
+    under a lease that ran out (its worker died: leases are renewed while the work goes on)."""
     now = utcnow()
     cutoff = now - older_than
     due = or_(Execution.next_run_at.is_(None), Execution.next_run_at < cutoff)
     lost = or_(
         and_(Execution.status.in_([Execution.PENDING, Execution.FINISHED]), Execution.updated_at < cutoff, due),
-        and_(Execution.status == Execution.RUNNING, Execution.lease_until < now),
+        and_(Execution.status.in_(HELD), Execution.lease_until < now),
     )
     return list(session.scalars(select(Execution).where(lost).order_by(Execution.id).limit(limit)))
 
@@ -143,6 +311,7 @@ def reset_for_retry(session, execution: Execution) -> bool:
             error_message=None,
             attempts=0,
             lease_until=None,
+            lease_owner=None,
             next_run_at=None,
             finished_at=None,
             dismissed_at=None,

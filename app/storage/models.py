@@ -113,6 +113,8 @@ class Execution(Base):
     callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_callback_error: Mapped[str | None] = mapped_column(Text)
     lease_until: Mapped[datetime | None]
+    # Who holds the lease: "host/pid-namespace:pid:boot-id" of a worker process (app.storage.executions).
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -41,6 +41,7 @@ ERROR_CODES = {
     "TAX_CODE_MISSING",
     "CURRENCY_MISMATCH",
     "CURRENCY_NOT_ENABLED",
+    "HUBSPOT_REFUSED",
 }
 OUTPUTS = [
     "quickbooks_document_id",

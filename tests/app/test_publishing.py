@@ -340,7 +340,7 @@ def test_export_writes_a_project(definition, tmp_path):
         assert config["isPublished"] is True and config["supportedClients"] == [{"client": "WORKFLOWS"}]
         assert config["labels"]["en"]["actionName"]
         assert config["objectTypes"] and config["inputFields"] and config["outputFields"]
-        assert len(config["executionRules"]) == 25
+        assert len(config["executionRules"]) == 26
         for item in config["inputFields"]:
             url = item["typeDefinition"].get("optionsUrl")
             assert url in (None, f"{PUBLIC_URL}/hubspot/actions/{name}/options")
