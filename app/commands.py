@@ -8,6 +8,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from actions.settings import COMPANY_SETTINGS, DEFAULT_SETTINGS, SettingError, parse_setting
+from actions.steps.taxes import rate_text
 from app.extensions import db
 from app.settings import check_tax_codes_exist, company_tax_tables
 from app.storage.connections import get_portal, list_connections
@@ -89,14 +90,7 @@ def settings_tax_codes(portal_id, realm):
         raise click.ClickException(str(error)) from None
     for code_id, code in sorted(codes.items(), key=lambda item: int(item[0]) if item[0].isdigit() else 0):
         state = "" if code.get("Active", True) else " (inactive)"
-        click.echo(f"{code_id}\t{code.get('Name')}{state}\t{code_rate_text(code, rates)}")
-
-
-def code_rate_text(code: dict, rates: dict) -> str:
-    from actions.steps.taxes import code_rate
-
-    has_rates = ((code.get("SalesTaxRateList") or {}).get("TaxRateDetail")) or []
-    return f"{code_rate(code, rates)}%" if has_rates else "no sales rate"
+        click.echo(f"{code_id}\t{code.get('Name')}{state}\t{rate_text(code, rates)}")
 
 
 def require_portal(portal_id):

@@ -5,7 +5,7 @@ from flask import current_app
 
 from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
 from actions.settings import DEFAULT_SETTINGS, SettingError
-from actions.steps.taxes import TAX_TABLES, describe_codes
+from actions.steps.taxes import TAX_TABLES, by_id, describe_codes
 from app.quickbooks.client import books_client
 
 
@@ -19,7 +19,7 @@ def company_tax_tables(connection) -> tuple[dict, dict]:
         codes, rates = books_client(connection, current_app.config).query_batch(TAX_TABLES)
     except (QuickBooksFault, QuickBooksAuthExpired, TransientError) as problem:
         raise SettingError(f"QuickBooks could not list the tax codes: {problem}") from None
-    return {str(c["Id"]): c for c in codes}, {str(r["Id"]): r for r in rates}
+    return by_id(codes, rates)
 
 
 def check_tax_codes_exist(connection, changes: dict) -> None:

@@ -18,6 +18,7 @@ from flask import current_app
 from actions import ACTIONS, run_action
 from actions.context import ActionContext
 from actions.errors import ActionError, QuickBooksAuthExpired, QuickBooksFault, TransientError, explain_fault
+from actions.steps.source import OBJECT_TYPES
 from app import queue
 from app.extensions import db
 from app.hubspot.client import HubSpotError, HubSpotNotFound, hubspot_client
@@ -178,29 +179,35 @@ def attempt(session, execution: Execution):
                 f"({exc.message or 'not found'}); it may have been deleted.",
             )
         except HubSpotError as exc:  # 4xx other than 404 (429 and 5xx are TransientError): not a bug of ours
-            from actions.steps.source import OBJECT_TYPES
-
             log.warning("execution %s: HubSpot refused a request: %s", execution.id, exc)
-            record = f"{OBJECT_TYPES.get(execution.object_type, ('', 'record'))[1]} {execution.object_id}"
-            error = ActionError(
-                "HUBSPOT_REFUSED",
-                what=f"a request qbo-actions needs to read {record}",
-                hubspot_says=f'"{(exc.message or "no reason given").rstrip(".")[:300]}" '
-                f"(HTTP {exc.status}{', ' + exc.category if exc.category else ''})",
-                advice={
-                    400: " HubSpot answers 400 when a request names a property, record or association it does not "
-                    "accept in this account.",
-                    401: " HubSpot refused the app's access token even after renewing it.",
-                    403: " HubSpot answers 403 when the installation lacks a permission (scope) this action needs "
-                    "to read the record or the contacts, companies or line items associated with it.",
-                }.get(exc.status, ""),
-            )
+            error = hubspot_refusal(exc, execution)
         except Exception as exc:  # the one broad catch: report it, never call it a success
             error = ActionError("INTERNAL_ERROR", reason=type(exc).__name__)
             scope.set_tag("error_code", error.code)
             sentry_sdk.capture_exception(exc)  # first: Sentry drops the logging integration's copy of it
             log.exception("execution %s failed unexpectedly", execution.id)
         return failure_outputs(error), error, None
+
+
+# What HubSpot's refusals usually mean, in the admin's words.
+HUBSPOT_REFUSAL_ADVICE = {
+    400: " HubSpot answers 400 when a request names a property, record or association it does not accept in this "
+    "account.",
+    401: " HubSpot refused the app's access token even after renewing it.",
+    403: " HubSpot answers 403 when the installation lacks a permission (scope) this action needs to read the "
+    "record or the contacts, companies or line items associated with it.",
+}
+
+
+def hubspot_refusal(exc: HubSpotError, execution: Execution) -> ActionError:
+    record = f"{OBJECT_TYPES.get(execution.object_type, ('', 'record'))[1]} {execution.object_id}"
+    return ActionError(
+        "HUBSPOT_REFUSED",
+        what=f"a request qbo-actions needs to read {record}",
+        hubspot_says=f'"{(exc.message or "no reason given").rstrip(".")[:300]}" '
+        f"(HTTP {exc.status}{', ' + exc.category if exc.category else ''})",
+        advice=HUBSPOT_REFUSAL_ADVICE.get(exc.status, ""),
+    )
 
 
 def retry_delays() -> list[float]:

@@ -84,8 +84,9 @@ def prepare_sales_document(ctx, source: Source, *, check: Callable | None = None
         body["TxnDate"] = source.date
     if currency:
         body["CurrencyRef"] = {"value": currency}
-    if global_tax_calculation(ctx, company):
-        body["GlobalTaxCalculation"] = global_tax_calculation(ctx, company)
+    calculation = global_tax_calculation(ctx, company)
+    if calculation:
+        body["GlobalTaxCalculation"] = calculation
     return SalesDocument(
         body=body, customer=customer, hubspot_total=hubspot_total_with_tax(lines.line_items, lines.taxes)
     )

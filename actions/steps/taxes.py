@@ -50,7 +50,11 @@ def us_code(line: Record, item: dict) -> str:
 
 def tax_tables(ctx) -> tuple[dict[str, dict], dict[str, dict]]:
     """The company's TaxCodes and TaxRates by id (one cached request)."""
-    codes, rates = ctx.books.query_batch_cached(TAX_TABLES)
+    return by_id(*ctx.books.query_batch_cached(TAX_TABLES))
+
+
+def by_id(codes: list[dict], rates: list[dict]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The answers to TAX_TABLES, each keyed by its id."""
     return {str(c["Id"]): c for c in codes}, {str(r["Id"]): r for r in rates}
 
 
@@ -107,6 +111,12 @@ def code_rate(code: dict, rates: dict[str, dict]) -> Decimal:
         ),
         Decimal(0),
     )
+
+
+def rate_text(code: dict, rates: dict[str, dict]) -> str:
+    """A code's sales rate as people read it ("20%"), or that it has none ("No VAT", "Out of Scope")."""
+    has_rates = ((code.get("SalesTaxRateList") or {}).get("TaxRateDetail")) or []
+    return f"{code_rate(code, rates)}%" if has_rates else "no sales rate"
 
 
 def describe_key(line: Record, key: str) -> str:

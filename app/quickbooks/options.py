@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
 from actions.steps.company import US_COUNTRIES
 from actions.steps.query import literal, literal_list
-from actions.steps.taxes import TAX_TABLES, code_rate
+from actions.steps.taxes import TAX_TABLES, by_id, code_rate
 from app.storage.models import QuickBooksConnection
 
 log = logging.getLogger(__name__)
@@ -185,9 +185,8 @@ def tax_code(books, q: str = "", start: int = 1) -> Page:
     """The company's active sales tax codes with their rates; US companies need none (QuickBooks works it out)."""
     if (books.country or "US").upper() in US_COUNTRIES:
         raise NoOptions(US_NEEDS_NO_TAX_CODE)
-    codes, rates = books.query_batch(TAX_TABLES)
-    rates = {str(r["Id"]): r for r in rates}
-    sales_codes = [c for c in codes if c.get("Active", True) and not c.get("Hidden")]
+    codes, rates = by_id(*books.query_batch(TAX_TABLES))
+    sales_codes = [c for c in codes.values() if c.get("Active", True) and not c.get("Hidden")]
     return Page(sorted_by_label([option(c["Name"], str(c["Id"]), f"{code_rate(c, rates)}%") for c in sales_codes]))
 
 

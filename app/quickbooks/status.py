@@ -5,7 +5,10 @@ pending, accepted, closed, rejected; sales receipts, refund receipts and expense
 """
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from actions.steps.lines import decimal_of
+from actions.steps.lines import money as cents
 
 ESTIMATE_STATUSES = {
     "pending": "pending",
@@ -58,7 +61,5 @@ def is_voided(record: dict) -> bool:
 
 
 def money(value) -> str:
-    try:
-        return f"{Decimal(str(value if value not in (None, '') else 0)):.2f}"
-    except InvalidOperation:
-        return "0.00"
+    """QuickBooks' amount in cents, as text (absent or unreadable: 0.00)."""
+    return f"{cents(decimal_of(str(value if value is not None else '')))}"
