@@ -12,6 +12,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from app.backoff import parse_delays
+
 QBO_API_BASE_URLS = {
     "sandbox": "https://sandbox-quickbooks.api.intuit.com/v3",
     "production": "https://quickbooks.api.intuit.com/v3",
@@ -63,16 +65,27 @@ DEFAULTS = {
     # the sweep, every minute, hands it on). A worker restarting on the same host takes it back at once.
     "LEASE_SECONDS": "45",
     "LOG_LEVEL": "INFO",
-    # Seconds between tries of an execution after transient failures; then QUICKBOOKS_UNAVAILABLE.
-    "RETRY_DELAYS": "15,60,300,900,1800,3600",
+    # Seconds between tries of an execution after transient failures (QuickBooks or HubSpot down, throttled,
+    # timing out); the last repeats, so once they are back everything settles within about a minute. After
+    # RETRY_FOR_SECONDS of waiting in all: QUICKBOOKS_UNAVAILABLE (retry it from the console).
+    "RETRY_DELAYS": "5,15,30,60",
+    "RETRY_FOR_SECONDS": "7200",
     # Seconds between tries of a callback completion; the last repeats until the execution expires.
-    "CALLBACK_RETRY_DELAYS": "10,30,60,300,900,1800,3600",
+    "CALLBACK_RETRY_DELAYS": "5,15,30,60",
+    # Seconds between tries of writing a document onto its HubSpot record, for at most a day.
+    "WRITE_BACK_RETRY_DELAYS": "10,30,60,300,900",
+    "WRITE_BACK_RETRY_FOR_SECONDS": "86400",
     # The verifier token of the Intuit app's webhooks (developer portal); empty: every webhook is refused.
     "QBO_WEBHOOK_VERIFIER_TOKEN": "",
     # Seconds between two ChangeDataCapture passes over a QuickBooks company (what webhooks missed).
     "RECONCILE_INTERVAL_SECONDS": "300",
     # Bytes a request body may have (1 MiB): a larger one is refused with 413 before it is read or verified.
     "MAX_CONTENT_LENGTH": str(1024 * 1024),
+    # When set, GET /metrics (Prometheus) wants `Authorization: Bearer <METRICS_TOKEN>`; empty: open to all.
+    "METRICS_TOKEN": "",
+    # Log lines as `text` (development) or `json` (one object a line: time, level, logger, message, execution_id;
+    # recommended in production, where a log collector reads them).
+    "LOG_FORMAT": "text",
 }
 
 
@@ -110,9 +123,13 @@ def finish_config(config: dict, instance_path: str) -> None:
     for key in ("WORKER_THREADS", "QBO_MINOR_VERSION"):
         config[key] = int(config[key])
     config["MAX_CONTENT_LENGTH"] = parse_max_content_length(config["MAX_CONTENT_LENGTH"])
-    for key in ("RETRY_DELAYS", "CALLBACK_RETRY_DELAYS"):
-        if isinstance(config[key], str):
-            config[key] = [float(d) for d in config[key].split(",") if d.strip()]
+    for key in ("RETRY_DELAYS", "CALLBACK_RETRY_DELAYS", "WRITE_BACK_RETRY_DELAYS"):
+        try:
+            config[key] = list(parse_delays(config[key]))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    for key in ("RETRY_FOR_SECONDS", "WRITE_BACK_RETRY_FOR_SECONDS"):
+        config[key] = float(config[key])
     # Several secrets, comma-separated, let a rotated HubSpot client secret overlap with the old one.
     config["HUBSPOT_CLIENT_SECRETS"] = [s.strip() for s in config["HUBSPOT_CLIENT_SECRET"].split(",") if s.strip()]
     if config["APP_ENV"] == "production":

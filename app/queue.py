@@ -4,10 +4,31 @@ Web and worker processes each build the same Huey from the config and register t
 job enqueued by one is understood by the other. `flask worker` runs the consumer.
 """
 
+import logging
+import sqlite3
 from dataclasses import dataclass
 
+import redis
 from flask import current_app
 from huey import RedisHuey, SqliteHuey, crontab
+from huey.exceptions import RetryTask
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
+
+# The database or the queue's store went away for a moment (a restart, a failover, a network blip): nothing
+# is wrong with the work itself, so a job that meets one is tried again, never failed.
+INFRASTRUCTURE_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    sqlite3.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+# Seconds before a job cut short by one of those runs again (it resumes from its journal and request ids).
+INFRASTRUCTURE_RETRY_SECONDS = 5
+# Kept in the queue's store; when it is gone, the store lost its jobs (Redis restarted without persistence).
+QUEUE_MARKER = "qbo-actions:queue-alive"
 
 
 @dataclass
@@ -32,10 +53,17 @@ def init_app(app) -> None:
 
     huey = build_huey(app.config)
 
-    def in_app_context(function):
+    def in_app_context(function, retry_outages: bool = True):
         def task(*args):
             with app.app_context():
-                return function(*args)
+                try:
+                    return function(*args)
+                except INFRASTRUCTURE_ERRORS as exc:
+                    if not retry_outages:  # a periodic task: it runs again within the minute
+                        raise
+                    delay = INFRASTRUCTURE_RETRY_SECONDS
+                    log.warning("%s%s: %s; trying again in %ss", function.__name__, args, exc, delay)
+                    raise RetryTask(delay=delay) from exc
 
         task.__name__ = function.__name__
         return task
@@ -47,8 +75,8 @@ def init_app(app) -> None:
         write_back=huey.task(name="write_back")(in_app_context(worker.write_back)),
         process_webhook=huey.task(name="process_webhook")(in_app_context(worker.process_webhook)),
     )
-    huey.periodic_task(crontab(minute="*"), name="requeue_stale")(in_app_context(worker.requeue_stale))
-    huey.periodic_task(crontab(minute="*"), name="reconcile")(in_app_context(worker.reconcile_due))
+    huey.periodic_task(crontab(minute="*"), name="requeue_stale")(in_app_context(worker.requeue_stale, False))
+    huey.periodic_task(crontab(minute="*"), name="reconcile")(in_app_context(worker.reconcile_due, False))
 
 
 def _queue() -> Queue:
@@ -73,9 +101,25 @@ def enqueue_webhook(event_id: int, delay: float | None = None) -> None:
     _schedule(_queue().process_webhook, event_id, delay)
 
 
-def _schedule(task, execution_id, delay):
-    # In immediate mode (tests) a delayed job waits in Huey's schedule until the test lets time pass.
-    if delay:
-        task.schedule(args=(execution_id,), delay=delay)
-    else:
-        task(execution_id)
+def _schedule(task, execution_id, delay) -> bool:
+    """Enqueue; False when the queue's store cannot be reached. The work is in the database already, so it
+    is not lost: the sweep enqueues it again (at once when the store was restarted empty, see store_was_emptied)."""
+    try:
+        # In immediate mode (tests) a delayed job waits in Huey's schedule until the test lets time pass.
+        if delay:
+            task.schedule(args=(execution_id,), delay=delay)
+        else:
+            task(execution_id)
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlite3.OperationalError) as exc:
+        log.warning("%s(%s) not queued (%s): the sweep will queue it again", task.name, execution_id, exc)
+        return False
+    return True
+
+
+def store_was_emptied() -> bool:
+    """Whether the queue's store lost every job since this was last asked: Redis restarted without
+    persistence. A marker key that vanished says so; it is set again at once. SQLite's queue keeps its jobs."""
+    store = getattr(_queue().huey.storage, "conn", None)  # Redis' client; SQLite's and immediate mode's have none
+    if not isinstance(store, redis.Redis):
+        return False
+    return bool(store.set(QUEUE_MARKER, "1", nx=True))

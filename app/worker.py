@@ -20,6 +20,7 @@ from actions.context import ActionContext
 from actions.errors import ActionError, QuickBooksAuthExpired, QuickBooksFault, TransientError, explain_fault
 from actions.steps.source import OBJECT_TYPES
 from app import queue
+from app.backoff import callback_backoff, execution_backoff
 from app.extensions import db
 from app.hubspot.client import HubSpotError, HubSpotNotFound, hubspot_client
 from app.hubspot.oauth import HubSpotAuthError
@@ -99,10 +100,24 @@ def settle_without_running(session, execution: Execution) -> bool:
 # -- running the action ----------------------------------------------------------------------------------
 
 
+# Runs of this process the database cut short: a retry here may take back its own lease at once.
+interrupted_runs: set[int] = set()
+
+
 def run_execution(execution_id: int) -> None:
+    try:
+        run_claimed(execution_id)
+    except queue.INFRASTRUCTURE_ERRORS:
+        interrupted_runs.add(execution_id)
+        raise  # the job is tried again; the run resumes from its journal with the same request ids
+
+
+def run_claimed(execution_id: int) -> None:
     with db.new_session() as session:
-        if not execution_service.claim_for_run(session, execution_id, lease=lease_duration()):
+        reclaim = execution_id in interrupted_runs and execution_id not in lease_keeper().held
+        if not execution_service.claim_for_run(session, execution_id, lease=lease_duration(), reclaim=reclaim):
             return  # already done, or another worker holds it
+        interrupted_runs.discard(execution_id)
         with lease_keeper().holding(execution_id):  # renewed while the action runs; a dead worker's runs out
             execution = execution_service.get_execution(session, execution_id)
             session.commit()  # end the read; every later write starts its own transaction
@@ -181,6 +196,8 @@ def attempt(session, execution: Execution):
         except HubSpotError as exc:  # 4xx other than 404 (429 and 5xx are TransientError): not a bug of ours
             log.warning("execution %s: HubSpot refused a request: %s", execution.id, exc)
             error = hubspot_refusal(exc, execution)
+        except queue.INFRASTRUCTURE_ERRORS:
+            raise  # the database or the queue is away: nothing to tell the admin, the job is tried again
         except Exception as exc:  # the one broad catch: report it, never call it a success
             error = ActionError("INTERNAL_ERROR", reason=type(exc).__name__)
             scope.set_tag("error_code", error.code)
@@ -210,16 +227,11 @@ def hubspot_refusal(exc: HubSpotError, execution: Execution) -> ActionError:
     )
 
 
-def retry_delays() -> list[float]:
-    return [float(d) for d in current_app.config["RETRY_DELAYS"]]
-
-
 def postpone_run(session, execution: Execution, exc: TransientError) -> bool:
     """Schedule another try unless the retries are used up; True when postponed."""
-    delays = retry_delays()
-    if execution.attempts > len(delays):
+    delay = execution_backoff().delay(execution.attempts, exc.retry_after)
+    if delay is None:
         return False
-    delay = max(delays[execution.attempts - 1], exc.retry_after or 0)
     execution_service.postpone(execution, delay=delay, status=Execution.PENDING)
     session.commit()
     log.warning("execution %s: %s; trying again in %.0fs", execution.id, exc.reason, delay)
@@ -378,9 +390,8 @@ def expire(session, execution: Execution) -> None:
 
 
 def postpone_callback(session, execution: Execution, exc: Exception) -> None:
-    delays = [float(d) for d in current_app.config["CALLBACK_RETRY_DELAYS"]]
-    delay = delays[min(execution.callback_attempts, len(delays)) - 1]
-    delay = max(delay, getattr(exc, "retry_after", None) or 0)
+    # Tried again until the execution expires (complete_claimed checks), however often that takes.
+    delay = callback_backoff().delay(execution.callback_attempts, getattr(exc, "retry_after", None))
     execution_service.postpone(execution, delay=delay, status=Execution.FINISHED, error=str(exc))
     session.commit()
     log.warning("execution %s: completing callback failed (%s); trying again in %.0fs", execution.id, exc, delay)
@@ -482,6 +493,8 @@ def requeue_stale(at_start: bool = False) -> int:
     lost, however recent: a job enqueued twice is harmless (claims are atomic), a lost one would wait.
     """
     resumed = resume_orphans()
+    if queue.store_was_emptied():
+        return len(resumed) + requeue_waiting()
     with db.new_session() as session:
         older_than = timedelta(seconds=0 if at_start else current_app.config["STALE_AFTER_SECONDS"])
         stale = [
@@ -497,6 +510,26 @@ def requeue_stale(at_start: bool = False) -> int:
     if stale:
         log.warning("re-enqueued %d executions whose jobs were lost", len(stale))
     return len(resumed) + len(stale)
+
+
+def requeue_waiting() -> int:
+    """Give an emptied queue back every job it held: each waiting execution, at its scheduled time."""
+    count, after_id = 0, 0
+    while True:
+        with db.new_session() as session:
+            batch = execution_service.waiting_executions(session, after_id=after_id)
+        for execution in batch:
+            delay = max(0.0, (execution.next_run_at - utcnow()).total_seconds()) if execution.next_run_at else None
+            if execution.status == Execution.FINISHED:
+                queue.enqueue_completion(execution.id, delay=delay)
+            else:
+                queue.enqueue_execution(execution.id, delay=delay)
+        count += len(batch)
+        if len(batch) < 500:
+            break
+        after_id = batch[-1].id
+    log.warning("the queue lost its jobs (its store restarted empty): %d executions queued again", count)
+    return count
 
 
 # -- the documents in HubSpot ----------------------------------------------------------------------------

@@ -135,7 +135,10 @@ def app_config(backend, tmp_path, fake_hubspot, fake_quickbooks):
         "QBO_APP_URL": "https://app.sandbox.qbo.intuit.com",
         "QUEUE_IMMEDIATE": True,
         "RETRY_DELAYS": "0.2,0.2",
+        "RETRY_FOR_SECONDS": "0.5",  # two retries, then QUICKBOOKS_UNAVAILABLE
         "CALLBACK_RETRY_DELAYS": "0.2,0.2,0.2",
+        "WRITE_BACK_RETRY_DELAYS": "0.2,0.2,0.2",
+        "WRITE_BACK_RETRY_FOR_SECONDS": "1.7",
         "HTTP_TIMEOUT": "5",
         **backend_config(backend, tmp_path),
     }

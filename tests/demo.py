@@ -220,6 +220,7 @@ class Demo:
             "LOG_LEVEL": "WARNING",
             "HTTP_TIMEOUT": "10",
             "RETRY_DELAYS": "1,2,5",
+            "RETRY_FOR_SECONDS": "8",
             "CALLBACK_RETRY_DELAYS": "1,2,5",
         }
 

@@ -12,6 +12,7 @@ from flask import current_app
 from actions.errors import TransientError
 from actions.settings import setting_on
 from app import queue
+from app.backoff import write_back_backoff
 from app.extensions import db
 from app.hubspot.client import HubSpotError, hubspot_client
 from app.hubspot.oauth import HubSpotAuthError
@@ -74,16 +75,15 @@ def refuse(session, document: QuickBooksDocument, reason: str) -> None:
 
 def postpone(session, document: QuickBooksDocument, reason: str) -> None:
     """Try again later, like a callback completion; the document itself is never written again."""
-    delays = [float(d) for d in current_app.config["CALLBACK_RETRY_DELAYS"]]
     document.write_back_attempts = (document.write_back_attempts or 0) + 1
     document.write_back_error = f"Waiting to retry: {reason[:500]}"
     session.commit()
-    if document.write_back_attempts > len(delays) * 3:
+    delay = write_back_backoff().delay(document.write_back_attempts)
+    if delay is None:
         log.error(
             "document %s: write-back gave up after %s tries: %s", document.id, document.write_back_attempts, reason
         )
         return
-    delay = delays[min(document.write_back_attempts, len(delays)) - 1]
     log.warning("document %s: write-back failed (%s); trying again in %.0fs", document.id, reason, delay)
     queue.enqueue_write_back(document.id, delay=delay)
 

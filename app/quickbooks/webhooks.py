@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from actions.errors import QuickBooksAuthExpired, QuickBooksFault, TransientError
 from app import queue
+from app.backoff import execution_backoff
 from app.extensions import db
 from app.hubspot.signature import InvalidSignature
 from app.quickbooks.client import books_client
@@ -384,11 +385,10 @@ def postpone(session, event: QuickBooksEvent, exc: TransientError) -> None:
     (ChangeDataCapture) catches the change instead."""
     event = session.get(QuickBooksEvent, event.id)
     event.attempts = (event.attempts or 0) + 1
-    delays = [float(d) for d in current_app.config["RETRY_DELAYS"]]
-    if event.attempts > len(delays):
+    delay = execution_backoff().delay(event.attempts, exc.retry_after)
+    if delay is None:
         settle(session, [event], "failed", f"{exc.reason}; left to reconciliation")
         return
-    delay = max(delays[event.attempts - 1], exc.retry_after or 0)
     event.note = exc.reason
     session.commit()
     log.warning("QuickBooks event %s: %s; trying again in %.0fs", event.id, exc.reason, delay)

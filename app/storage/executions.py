@@ -118,22 +118,27 @@ def get_or_create_execution(session, *, portal_id: int, callback_id: str, expire
     return execution, True
 
 
-def claim_for_run(session, execution_id: int, *, owner: str | None = None, lease: timedelta = RUN_LEASE) -> bool:
-    """Take the execution for one run: pending, or running under a lease that ran out (a crashed worker).
+def claim_for_run(
+    session, execution_id: int, *, owner: str | None = None, lease: timedelta = RUN_LEASE, reclaim: bool = False
+) -> bool:
+    """Take the execution for one run: pending, or running under a lease that ran out (a crashed worker), or
+    (`reclaim`) running under this worker's own lease from a run the database cut short.
 
     One conditional UPDATE: of two workers claiming at once, exactly one gets it.
     """
     now = utcnow()
-    claimable = or_(
-        Execution.status == Execution.PENDING, and_(Execution.status == Execution.RUNNING, Execution.lease_until < now)
-    )
+    owner = owner or worker_identity()
+    running_free = Execution.lease_until < now
+    if reclaim:
+        running_free = or_(running_free, Execution.lease_owner == owner)
+    claimable = or_(Execution.status == Execution.PENDING, and_(Execution.status == Execution.RUNNING, running_free))
     result = session.execute(
         update(Execution)
         .where(Execution.id == execution_id, claimable)
         .values(
             status=Execution.RUNNING,
             lease_until=now + lease,
-            lease_owner=owner or worker_identity(),
+            lease_owner=owner,
             attempts=Execution.attempts + 1,
             updated_at=now,
         )
@@ -270,6 +275,19 @@ def stale_executions(session, *, older_than: timedelta, limit: int = 500) -> lis
         and_(Execution.status.in_(HELD), Execution.lease_until < now),
     )
     return list(session.scalars(select(Execution).where(lost).order_by(Execution.id).limit(limit)))
+
+
+def waiting_executions(session, *, after_id: int = 0, limit: int = 500) -> list[Execution]:
+    """Executions waiting for a job, scheduled or not, whose lease (if any) ran out: what a queue that lost
+    its jobs (Redis restarted without persistence) must be given again. By id, from `after_id`."""
+    now = utcnow()
+    free = or_(Execution.lease_until.is_(None), Execution.lease_until < now)
+    waiting = or_(
+        and_(Execution.status.in_([Execution.PENDING, Execution.FINISHED]), free),
+        and_(Execution.status.in_(HELD), Execution.lease_until < now),
+    )
+    query = select(Execution).where(waiting, Execution.id > after_id).order_by(Execution.id).limit(limit)
+    return list(session.scalars(query))
 
 
 # -- console retry ---------------------------------------------------------------------------------------

@@ -7,12 +7,15 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from app import queue
 from app.extensions import db
-from app.storage.models import Execution
+from app.storage.models import Execution, utcnow
+from app.worker import requeue_stale
 from tests.conftest import REALM_ID, execution_body
 from tests.scenarios import seed_deal
 
@@ -121,3 +124,27 @@ def test_worker_sweeps_up_lost_jobs_at_start(
     start_worker(STALE_AFTER_SECONDS="0")
     assert wait_for(lambda: len(fake_hubspot.completions) == 1)
     assert len(fake_quickbooks.company(REALM_ID).all("Invoice")) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_an_emptied_redis_gets_every_waiting_job_back(app, signed_post, portal, connection, monkeypatch):
+    """Redis restarted without persistence: the sweep sees its marker gone and queues every waiting execution
+    again, a scheduled retry at its remaining delay."""
+    monkeypatch.setattr("app.queue.enqueue_execution", lambda *args, **kwargs: None)
+    for n in range(3):
+        signed_post(PATH, execution_body(callback_id=f"ap-1-{n}", object_id=str(100 + n)))
+    monkeypatch.undo()
+    with app.app_context():
+        later = db.session.scalars(select(Execution).order_by(Execution.id)).first()
+        later.next_run_at = utcnow() + timedelta(seconds=40)  # a retry scheduled for later
+        db.session.commit()
+        huey = app.extensions["queue"].huey
+        huey.storage.conn.set(queue.QUEUE_MARKER, "1")
+        assert requeue_stale() == 0  # nothing lost: the marker is there and nothing is stale yet
+
+        huey.storage.conn.flushdb()  # what a restart without persistence leaves
+        assert requeue_stale() == 3
+        now = datetime.now(UTC).replace(tzinfo=None)
+        waits = sorted(round((task.eta - now).total_seconds()) if task.eta else 0 for task in huey.pending())
+        assert waits[:2] == [0, 0] and 30 < waits[2] <= 40  # Huey keeps a job's eta; the consumer holds it back
+        assert requeue_stale() == 0  # the marker is back: asked once
