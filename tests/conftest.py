@@ -41,6 +41,11 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The fault suite restarts PostgreSQL and Redis: it goes after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("faults") is not None)
+
+
 @pytest.fixture(autouse=True)
 def fresh_preferences_cache():
     """QuickBooks preferences are cached per process and realm; every test starts from its own fake company."""

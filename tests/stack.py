@@ -1,0 +1,259 @@
+"""A deployment on loopback, as production runs it: the web app under gunicorn and several `flask worker`
+processes, on PostgreSQL + Redis (or SQLite + the embedded queue), against the HubSpot and QuickBooks fakes
+served from this process. The fault suite and the benchmark drive it; it can kill a worker, restart
+PostgreSQL and restart Redis under them.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+from app import create_app
+from app.extensions import db
+from app.hubspot import oauth as hubspot_oauth
+from app.hubspot.signature import sign_request
+from app.storage.connections import get_or_create_portal
+from app.storage.migrate import upgrade
+from tests.conftest import HUBSPOT_SECRET, connect_company, execution_body, reset_postgres
+from tests.fakes.hubspot import DEFAULT_SCOPES, FakeHubSpot
+from tests.fakes.quickbooks import FakeQuickBooks
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", ""]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:  # noqa: BLE001 - the thing waited for may fail until it is up
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not within {timeout:.0f} s")
+
+
+class Stack:
+    """start(), install() tenants, deliver() executions, kill_worker(), restart_postgres(), restart_redis(), stop()."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        database_url: str = "",
+        redis_url: str = "",
+        workers: int = 3,
+        worker_threads: int = 4,
+        web_workers: int = 2,
+        settings: dict | None = None,
+    ):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.database_url = database_url or f"sqlite:///{self.workdir / 'qbo-actions.db'}"
+        self.redis_url = redis_url
+        self.worker_count = workers
+        self.worker_threads = worker_threads
+        self.web_workers = web_workers
+        self.settings = settings or {}
+        self.hubspot = FakeHubSpot(client_id="hs-client-id", client_secret=HUBSPOT_SECRET)
+        self.quickbooks = FakeQuickBooks(client_id="qbo-client-id", client_secret="qbo-client-secret")
+        self.port = free_port()
+        self.web: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.app = None
+        self.events: list[tuple[float, str]] = []  # (monotonic time, what the stack did)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def backend(self) -> str:
+        return "PostgreSQL + Redis" if self.redis_url else "SQLite + embedded Huey"
+
+    # -- start and stop ----------------------------------------------------------------------------------
+
+    def start(self) -> "Stack":
+        self.hubspot.start()
+        self.quickbooks.start()
+        if self.database_url.startswith("postgres"):
+            reset_postgres(self.database_url)
+        if self.redis_url:
+            import redis
+
+            redis.Redis.from_url(self.redis_url).flushdb()
+        self.env = self.environment()
+        os.environ["INSTANCE_PATH"] = str(self.workdir / "instance")
+        self.app = create_app({k: v for k, v in self.env.items() if k != "INSTANCE_PATH"})
+        with self.app.app_context():
+            upgrade()
+        self.start_web()
+        for _ in range(self.worker_count):
+            self.start_worker()
+        return self
+
+    def environment(self) -> dict[str, str]:
+        """The environment every process of the deployment gets (12-factor: the config is the environment)."""
+        env = {
+            "APP_ENV": "soak",
+            "SECRET_KEY": "stack-secret",
+            "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "PUBLIC_URL": self.url,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "QUEUE_SQLITE_PATH": str(self.workdir / "queue.db"),
+            "QUEUE_NAME": "qbo-stack",
+            "INSTANCE_PATH": str(self.workdir / "instance"),
+            "HUBSPOT_APP_ID": str(self.hubspot.app_id),
+            "HUBSPOT_CLIENT_ID": self.hubspot.client_id,
+            "HUBSPOT_CLIENT_SECRET": self.hubspot.client_secret,
+            "HUBSPOT_DEVELOPER_API_KEY": self.hubspot.developer_api_key,
+            "HUBSPOT_API_BASE_URL": self.hubspot.url,
+            "HUBSPOT_AUTHORIZE_URL": self.hubspot.url + "/oauth/authorize",
+            "QBO_CLIENT_ID": self.quickbooks.client_id,
+            "QBO_CLIENT_SECRET": self.quickbooks.client_secret,
+            "QBO_ENVIRONMENT": self.quickbooks.discovery_url,
+            "QBO_API_BASE_URL": self.quickbooks.api_base,
+            "QBO_APP_URL": self.quickbooks.url,
+            "SENTRY_DSN": "",
+            "LOG_LEVEL": "WARNING",
+            "WORKER_THREADS": str(self.worker_threads),
+        }
+        return {**env, **{k: str(v) for k, v in self.settings.items()}}
+
+    def process_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
+
+    def start_web(self) -> None:
+        log = open(self.workdir / "web.log", "a")  # noqa: SIM115 - kept open for the process's life
+        self.web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.web_workers),
+                "--threads",
+                "8",
+                "--graceful-timeout",
+                "5",
+                "app:create_app()",
+            ],
+            cwd=ROOT,
+            env=self.process_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: requests.get(self.url + "/healthz", timeout=1).ok, 60, "the web server")
+
+    def start_worker(self) -> subprocess.Popen:
+        log = open(self.workdir / f"worker-{len(self.workers)}.log", "a")  # noqa: SIM115
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "worker"],
+            cwd=ROOT,
+            env=self.process_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.web]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in [*self.workers, self.web]:
+            if process is not None:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        self.hubspot.stop()
+        self.quickbooks.stop()
+        if self.app is not None:
+            with self.app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    # -- tenants and deliveries --------------------------------------------------------------------------
+
+    def install(self, portal_id: int, realm_id: str, *, company_name: str = "", country: str = "US") -> None:
+        """A portal that installed the app and connected one QuickBooks company."""
+        self.quickbooks.add_company(realm_id, name=company_name or f"Company {realm_id}", country=country)
+        tokens = self.hubspot.issue_tokens(portal_id)
+        with self.app.app_context():
+            portal = get_or_create_portal(db.session, portal_id)
+            hubspot_oauth.store_tokens(portal, tokens)
+            portal.scopes = list(DEFAULT_SCOPES)
+            db.session.commit()
+        connect_company(self.app, self.quickbooks, realm_id, portal_id=portal_id)
+
+    def deliver(self, action: str, body: dict, timeout: float = 30) -> requests.Response:
+        """POST one execution as HubSpot does: signed (v3) with the app's client secret."""
+        path = f"/hubspot/actions/{action}"
+        raw = json.dumps(body).encode()
+        headers = sign_request("POST", self.url + path, raw, secret=self.hubspot.client_secret)
+        return requests.post(
+            self.url + path, data=raw, headers={**headers, "Content-Type": "application/json"}, timeout=timeout
+        )
+
+    @staticmethod
+    def execution_body(**kwargs) -> dict:
+        return execution_body(**kwargs)
+
+    # -- faults ------------------------------------------------------------------------------------------
+
+    def note(self, what: str) -> None:
+        self.events.append((time.monotonic(), what))
+
+    def kill_worker(self, index: int = 0, restart_after: float = 1.0) -> None:
+        """SIGKILL one worker in the middle of its jobs, then start another in its place (same host)."""
+        worker = self.workers[index]
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        self.note(f"worker {worker.pid} killed (SIGKILL)")
+        time.sleep(restart_after)
+        self.workers[index] = self.start_worker()
+        self.workers.pop()  # start_worker appended it; it replaces the killed one at `index`
+
+    def restart_postgres(self) -> None:
+        version = sorted(os.listdir("/etc/postgresql"))[-1]
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+            check=True,
+            capture_output=True,
+        )
+        self.note("PostgreSQL restarted")
+
+    def restart_redis(self, down_for: float = 1.0) -> None:
+        """Redis restarted without persistence (as configured here): every queued job is gone."""
+        subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+        time.sleep(down_for)
+        subprocess.run(REDIS_START + ["--appendonly", "no"], check=True, capture_output=True)
+        wait_until(
+            lambda: subprocess.run(["redis-cli", "ping"], capture_output=True).stdout.strip() == b"PONG", 20, "Redis"
+        )
+        self.note("Redis restarted (its jobs lost)")
