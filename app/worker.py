@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import sentry_sdk
 from flask import current_app
+from sqlalchemy import select
 
 from actions import ACTIONS, run_action
 from actions.context import ActionContext
@@ -31,7 +32,7 @@ from app.storage import executions as execution_service
 from app.storage.claims import DocumentClaims
 from app.storage.connections import MappingStore, get_portal, list_connections
 from app.storage.journal import ExecutionJournal
-from app.storage.models import Execution, utcnow
+from app.storage.models import Execution, QuickBooksEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -529,7 +530,22 @@ def requeue_waiting() -> int:
             break
         after_id = batch[-1].id
     log.warning("the queue lost its jobs (its store restarted empty): %d executions queued again", count)
+    requeue_waiting_side_jobs()
     return count
+
+
+def requeue_waiting_side_jobs() -> None:
+    """After the queue lost its jobs: the documents still to be written onto their HubSpot records, and the
+    Intuit webhooks not processed yet (reconciliation would catch their changes too, only later)."""
+    with db.new_session() as session:
+        document_ids = documents.awaiting_write_back(session)
+        event_ids = session.scalars(select(QuickBooksEvent.id).where(QuickBooksEvent.processed_at.is_(None))).all()
+    for document_id in document_ids:
+        queue.enqueue_write_back(document_id)
+    for event_id in event_ids:
+        queue.enqueue_webhook(event_id)
+    if document_ids or event_ids:
+        log.warning("queued again: %d write-backs, %d webhooks", len(document_ids), len(event_ids))
 
 
 # -- the documents in HubSpot ----------------------------------------------------------------------------

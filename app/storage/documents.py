@@ -1,6 +1,6 @@
 """QuickBooks documents of executions: recorded when created, updated from what QuickBooks says later."""
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from actions import DOCUMENT_KINDS
@@ -38,6 +38,14 @@ def record_document(session, execution: Execution) -> QuickBooksDocument | None:
         session.rollback()
         return get_document(session, realm_id=execution.realm_id, entity=entity, quickbooks_id=document_id)
     return document
+
+
+def awaiting_write_back(session, limit: int = 5000) -> list[int]:
+    """Documents never written onto their HubSpot record, unless refused for good (a missing scope...)."""
+    error = QuickBooksDocument.write_back_error
+    waiting = or_(error.is_(None), error.startswith("Waiting"))
+    query = select(QuickBooksDocument.id).where(QuickBooksDocument.written_back_at.is_(None), waiting).limit(limit)
+    return list(session.scalars(query))
 
 
 def get_document(session, *, realm_id: str, entity: str, quickbooks_id: str) -> QuickBooksDocument | None:

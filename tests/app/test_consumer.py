@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from app import queue
 from app.extensions import db
-from app.storage.models import Execution, utcnow
+from app.storage.models import Execution, QuickBooksDocument, QuickBooksEvent, utcnow
 from app.worker import requeue_stale
-from tests.conftest import REALM_ID, execution_body
+from tests.conftest import PORTAL_ID, REALM_ID, execution_body
 from tests.scenarios import seed_deal
 
 PATH = "/hubspot/actions/create_invoice"
@@ -148,3 +148,28 @@ def test_an_emptied_redis_gets_every_waiting_job_back(app, signed_post, portal, 
         waits = sorted(round((task.eta - now).total_seconds()) if task.eta else 0 for task in huey.pending())
         assert waits[:2] == [0, 0] and 30 < waits[2] <= 40  # Huey keeps a job's eta; the consumer holds it back
         assert requeue_stale() == 0  # the marker is back: asked once
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_an_emptied_redis_gets_write_backs_and_webhooks_back(app, portal, connection):
+    def document(quickbooks_id, **fields):
+        return QuickBooksDocument(
+            portal_id=PORTAL_ID,
+            realm_id=REALM_ID,
+            entity="Invoice",
+            kind="invoice",
+            quickbooks_id=quickbooks_id,
+            object_type="DEAL",
+            object_id=quickbooks_id,
+            **fields,
+        )
+
+    with app.app_context():
+        event = QuickBooksEvent(event_key="e1", realm_id=REALM_ID, entity="Invoice", entity_id="1", operation="Update")
+        db.session.add_all([document("1"), document("2", write_back_error="Missing scopes"), event])
+        db.session.commit()
+        huey = app.extensions["queue"].huey
+        huey.storage.conn.flushdb()
+        requeue_stale()
+        names = sorted(task.name for task in huey.pending())
+        assert names == ["process_webhook", "write_back"]  # not the document refused for good
