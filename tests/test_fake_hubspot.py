@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -1215,3 +1216,138 @@ def test_default_install_grants_the_write_back_scopes_and_tests_can_grant_fewer(
         assert scope in DEFAULT_SCOPES
     none = fake.issue_tokens(PORTAL, scopes=[])["access_token"]
     assert get(fake, f"/oauth/v1/access-tokens/{none}").json()["scopes"] == []
+
+
+# --- Load: rate limit, latency, chaos ------------------------------------------------------------------------
+
+
+def in_parallel(calls) -> list:
+    """Run the calls at the same moment, each on its own thread; their results (or exceptions) in order."""
+    results = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(index, call):
+        start.wait()
+        try:
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the test
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    return results
+
+
+def test_rate_limit_is_a_sliding_window_per_portal_and_its_429s_are_counted(fake, token):
+    other = fake.issue_tokens(OTHER_PORTAL)["access_token"]
+    deal = fake.portal(PORTAL).add("deals", {"dealname": "A"})
+    fake.enforce_rate_limit = True
+    fake.rate_limit_max, fake.rate_limit_interval = 3, 0.4
+    statuses = [get(fake, f"/crm/v3/objects/deals/{deal}", token).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    assert get(fake, "/crm/v3/objects/deals/1", other).status_code == 404  # another portal: its own window
+    throttled = get(fake, f"/crm/v3/objects/deals/{deal}", token)
+    assert throttled.status_code == 429 and throttled.json()["errorType"] == "RATE_LIMIT"
+    assert throttled.headers["X-HubSpot-RateLimit-Max"] == "3"
+    assert fake.rate_limited == {"ten_secondly": 2} and not fake.injected
+    time.sleep(0.45)  # the first three leave the window
+    assert get(fake, f"/crm/v3/objects/deals/{deal}", token).status_code == 200
+
+
+def test_latency_is_slept_outside_the_lock():
+    with FakeHubSpot(latency=0.3) as fake:
+        token = fake.issue_tokens(PORTAL)["access_token"]
+        deal = fake.portal(PORTAL).add("deals", {"dealname": "A"})
+        started = time.monotonic()
+        responses = in_parallel([lambda: get(fake, f"/crm/v3/objects/deals/{deal}", token) for _ in range(4)])
+        elapsed = time.monotonic() - started
+    assert [r.status_code for r in responses] == [200] * 4
+    assert 0.3 <= elapsed < 1.0  # one at a time would take 1.2 s
+
+
+def test_latency_jitter(fake, token):
+    fake.latency, fake.latency_jitter = 0.2, 0.1
+    started = time.monotonic()
+    get(fake, "/crm/v3/objects/deals/1", token)
+    assert 0.1 <= time.monotonic() - started < 0.6
+
+
+def complete(fake, callback, token, timeout=5):
+    return requests.post(
+        fake.url + COMPLETE_2026.format(id=callback), json=SUCCESS, headers=bearer(token), timeout=timeout
+    )
+
+
+def test_chaos_5xx_completes_nothing(fake, token):
+    fake.enforce_rate_limit = True
+    fake.chaos(1.0, kinds=["5xx"], seed=3)
+    callback = fake.new_callback_id(PORTAL)
+    response = complete(fake, callback, token)
+    assert response.status_code in (500, 502, 503)
+    assert fake.completions_by_callback() == {} and fake.injected == {"5xx": 1} and not fake.rate_limited
+    assert [a.status for a in fake.completion_attempts] == [response.status_code]
+    fake.calm()
+    assert complete(fake, callback, token).status_code == 204  # still pending
+
+
+def test_chaos_429_is_hubspots_rate_limit_body_but_not_counted_as_ours(fake, token):
+    fake.chaos(1.0, kinds=("429",))
+    response = complete(fake, fake.new_callback_id(PORTAL), token)
+    assert response.status_code == 429 and response.json()["errorType"] == "RATE_LIMIT"
+    assert fake.injected == {"429": 1} and not fake.rate_limited and not fake.completions
+
+
+def test_chaos_timeout_answers_only_after_the_client_gave_up(fake, token):
+    fake.chaos(1.0, kinds=["timeout"], timeout_seconds=0.3)
+    callback = fake.new_callback_id(PORTAL)
+    with pytest.raises(requests.ReadTimeout):
+        complete(fake, callback, token, timeout=0.1)
+    started = time.monotonic()
+    assert complete(fake, callback, token).status_code == 504 and time.monotonic() - started >= 0.3
+    assert not fake.completions and fake.injected == {"timeout": 2}
+
+
+def test_chaos_lost_completion_is_done_and_the_retry_is_refused_as_not_pending(fake, token):
+    fake.chaos(1.0, kinds=["lost"])
+    callback = fake.new_callback_id(PORTAL)
+    lost = complete(fake, callback, token)
+    assert lost.status_code == 502
+    assert fake.completions_by_callback() == {callback: 1}
+    fake.calm()
+    retry = complete(fake, callback, token)
+    assert retry.status_code == 400 and "not in a pending state" in retry.json()["message"]
+    assert fake.completions_by_callback() == {callback: 1} and fake.injected == {"lost": 1}
+    assert [r.status for r in fake.requests_to("POST", "/callbacks/")] == [502, 400]
+
+
+def test_chaos_paths_narrow_it_and_oauth_is_left_alone(fake, token):
+    fake.chaos(1.0, kinds=["5xx"], paths=["/callbacks/"])
+    assert get(fake, "/crm/v3/objects/deals/1", token).status_code == 404  # not a callback: answered
+    assert complete(fake, fake.new_callback_id(PORTAL), token).status_code >= 500
+    fake.chaos(1.0, kinds=["5xx"])
+    refresh = fake.issue_tokens(PORTAL)["refresh_token"]
+    assert token_request(fake, grant_type="refresh_token", refresh_token=refresh).status_code == 200
+    assert fake.injected == {"5xx": 1}
+
+
+def test_chaos_draws_are_counted_under_concurrency_and_reset(fake, token):
+    fake.chaos(0.5, kinds=["5xx", "429"], seed=11)
+    responses = in_parallel([lambda: get(fake, "/crm/v3/objects/deals/1", token) for _ in range(24)])
+    failed = [r.status_code for r in responses if r.status_code != 404]
+    assert 0 < len(failed) < 24 and sum(fake.injected.values()) == len(failed)
+    assert fake.injected["429"] == failed.count(429)
+    fake.reset_counters()
+    assert not fake.injected and not fake.rate_limited
+    with pytest.raises(ValueError):
+        fake.chaos(0.5, kinds=["lost", "slow"])
+
+
+def test_completions_by_callback_counts_accepted_completions(fake, token):
+    first, second = fake.new_callback_id(PORTAL), fake.new_callback_id(PORTAL)
+    batch = {"inputs": [{"callbackId": first, **SUCCESS}, {"callbackId": second, **SUCCESS}]}
+    assert post(fake, "/automation/actions/callbacks/2026-03/complete", batch, token).status_code == 204
+    assert complete(fake, first, token).status_code == 400
+    assert fake.completions_by_callback() == {first: 1, second: 1}

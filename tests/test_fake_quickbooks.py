@@ -7,6 +7,7 @@ every rule asserted here is one QBO enforces, so the app's tests see the failure
 import json
 import re
 import threading
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -1394,3 +1395,232 @@ def test_webhooks_are_posted_over_http_by_default(fake, company, customer, item)
     assert path == "/quickbooks/webhooks" and signature == expected_signature(body)
     assert json.loads(body)[0]["type"] == "qbo.vendor.created.v1"
     assert fake.webhook_deliveries[-1].status == 200
+
+
+# --- Load: rate limits, latency, chaos ------------------------------------------------------------
+
+
+@pytest.fixture
+def tokens(fake):
+    return fake.issue_tokens(REALM)
+
+
+def api(fake, tokens, method, rest, body=None, realm=REALM, timeout=5, **params):
+    """One API call with plain requests: what the limits and faults do is visible as is."""
+    return requests.request(
+        method,
+        f"{fake.api_base}/company/{realm}{rest}",
+        params={"minorversion": "75", **params},
+        json=body,
+        headers={"Authorization": f"Bearer {tokens['access_token']}", "Accept": "application/json"},
+        timeout=timeout,
+    )
+
+
+def in_parallel(calls) -> list:
+    """Run the calls at the same moment, each on its own thread; their results (or exceptions) in order."""
+    results = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(index, call):
+        start.wait()
+        try:
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the test
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    return results
+
+
+def post_customer(fake, tokens, name, **params):
+    return api(fake, tokens, "POST", "/customer", {"DisplayName": name}, **params)
+
+
+def is_throttle(response) -> bool:
+    return response.status_code == 429 and 'code="3001"' in response.text and "ThrottleExceeded" in response.text
+
+
+def test_limits_are_off_by_default_and_requests_overlap(fake, tokens):
+    fake.max_in_flight = 1
+    fake.latency = 0.3
+    started = time.monotonic()
+    responses = in_parallel([lambda: api(fake, tokens, "GET", "/preferences") for _ in range(4)])
+    assert [r.status_code for r in responses] == [200] * 4
+    assert time.monotonic() - started < 1.0  # one at a time would take 1.2 s
+    assert fake.peak_in_flight[REALM] == 4 and fake.in_flight(REALM) == 0
+    assert not fake.rate_limited and not fake.injected
+
+
+def test_in_flight_limit_refuses_with_the_throttle_fault_and_performs_nothing(fake, company, tokens):
+    fake.enforce_rate_limits = True
+    fake.max_in_flight = 2
+    fake.latency = 0.3
+    responses = in_parallel([lambda i=i: post_customer(fake, tokens, f"Parallel {i}") for i in range(4)])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 200, 429, 429]
+    assert all(is_throttle(r) and "Retry-After" not in r.headers for r in responses if r.status_code == 429)
+    assert fake.rate_limited == {"in_flight": 2} and not fake.injected
+    assert len([c for c in company.all("Customer") if c["DisplayName"].startswith("Parallel")]) == 2
+    assert len(fake.requests_to("POST", "/customer")) == 4  # refused requests are recorded too
+    assert fake.in_flight(REALM) == 0
+    assert post_customer(fake, tokens, "After").status_code == 200  # the slots were given back
+
+
+def test_concurrency_within_the_in_flight_limit_is_real():
+    with FakeQuickBooks(rate_limits=True, latency=0.3) as fake:
+        fake.add_company(REALM)
+        tokens = fake.issue_tokens(REALM)
+        started = time.monotonic()
+        responses = in_parallel([lambda: api(fake, tokens, "GET", "/preferences") for _ in range(4)])
+        elapsed = time.monotonic() - started
+    assert [r.status_code for r in responses] == [200] * 4
+    assert elapsed < 1.0 and fake.peak_in_flight[REALM] == 4 and not fake.rate_limited
+
+
+def test_requests_per_minute_is_a_sliding_window_per_realm(fake, tokens):
+    other = fake.add_company("9130350000000002")
+    other_tokens = fake.issue_tokens(other.realm_id)
+    fake.enforce_rate_limits = True
+    fake.requests_per_minute = 5
+    fake.rate_window_seconds = 0.5
+    assert [api(fake, tokens, "GET", "/preferences").status_code for _ in range(5)] == [200] * 5
+    refused = api(fake, tokens, "GET", "/preferences")
+    assert is_throttle(refused)
+    assert api(fake, other_tokens, "GET", "/preferences", realm=other.realm_id).status_code == 200
+    fake.rate_limit_retry_after = True
+    assert api(fake, tokens, "GET", "/preferences").headers["Retry-After"] == "1"
+    assert fake.rate_limited == {"per_minute": 2}
+    time.sleep(0.55)  # the first five leave the window (refused requests never entered it)
+    assert api(fake, tokens, "GET", "/preferences").status_code == 200
+
+
+def test_batches_have_their_own_limit_and_count_as_requests(fake, tokens):
+    fake.enforce_rate_limits = True
+    fake.batches_per_minute = 2
+    fake.requests_per_minute = 4
+    batch = {"BatchItemRequest": [{"bId": "q", "Query": "SELECT * FROM Item"}]}
+    assert [api(fake, tokens, "POST", "/batch", batch).status_code for _ in range(2)] == [200, 200]
+    assert is_throttle(api(fake, tokens, "POST", "/batch", batch))
+    assert fake.rate_limited == {"batch_per_minute": 1}
+    assert api(fake, tokens, "GET", "/preferences").status_code == 200  # not a batch: 3 of 4
+    assert api(fake, tokens, "GET", "/preferences").status_code == 200
+    assert is_throttle(api(fake, tokens, "GET", "/preferences"))
+    assert fake.rate_limited == {"batch_per_minute": 1, "per_minute": 1}
+
+
+def test_latency_with_jitter(fake, tokens):
+    fake.latency, fake.latency_jitter = 0.2, 0.1
+    started = time.monotonic()
+    assert api(fake, tokens, "GET", "/preferences").status_code == 200
+    assert 0.1 <= time.monotonic() - started < 0.6
+
+
+def test_chaos_5xx_is_an_html_page_and_performs_nothing(fake, company, tokens):
+    fake.enforce_rate_limits = True
+    fake.chaos(1.0, kinds=["5xx"], seed=1)
+    response = post_customer(fake, tokens, "Never")
+    assert response.status_code in (500, 502, 503) and response.text.startswith("<!DOCTYPE html>")
+    assert company.find("Customer", DisplayName="Never") is None
+    assert fake.injected == {"5xx": 1} and not fake.rate_limited
+
+
+def test_chaos_429_is_the_throttle_fault_and_not_a_rate_limit(fake, company, tokens):
+    fake.enforce_rate_limits = True
+    fake.chaos(1.0, kinds=("429",))
+    response = post_customer(fake, tokens, "Never")
+    assert is_throttle(response) and response.headers["Retry-After"] == "1"
+    assert company.find("Customer", DisplayName="Never") is None
+    assert fake.injected == {"429": 1} and not fake.rate_limited
+
+
+def test_chaos_timeout_answers_only_after_the_client_gave_up(fake, company, tokens):
+    fake.chaos(1.0, kinds=["timeout"], timeout_seconds=0.3)
+    with pytest.raises(requests.ReadTimeout):
+        post_customer(fake, tokens, "Never", timeout=0.1)
+    started = time.monotonic()
+    late = post_customer(fake, tokens, "Never either")
+    assert late.status_code == 504 and time.monotonic() - started >= 0.3
+    assert company.find("Customer", DisplayName="Never") is None
+    assert company.find("Customer", DisplayName="Never either") is None
+    assert fake.injected == {"timeout": 2}
+
+
+def test_chaos_lost_response_commits_and_the_requestid_replay_returns_it(fake, company, tokens):
+    fake.chaos(1.0, kinds=["lost"])
+    request_id = str(uuid.uuid4())
+    lost = post_customer(fake, tokens, "Lost Answer", requestid=request_id)
+    assert lost.status_code == 502 and "<html>" in lost.text
+    stored = company.find("Customer", DisplayName="Lost Answer")
+    assert stored is not None and fake.injected == {"lost": 1}
+
+    fake.calm()
+    replay = post_customer(fake, tokens, "Lost Answer", requestid=request_id)
+    assert replay.status_code == 200 and replay.json()["Customer"]["Id"] == stored["Id"]
+    assert len([c for c in company.all("Customer") if c["DisplayName"] == "Lost Answer"]) == 1
+    assert fake.documents_by_request_id() == {request_id: [("Customer", stored["Id"])]}
+    assert fake.injected == {"lost": 1}  # calm: the replay was not touched
+
+
+def test_chaos_leaves_oauth_alone_and_calm_stops_it(fake, tokens, auth_client):
+    fake.chaos(1.0, kinds=["5xx"])
+    auth_client.refresh()  # the token endpoint is not an API request
+    assert api(fake, tokens, "GET", "/preferences").status_code >= 500
+    fake.calm()
+    assert api(fake, tokens, "GET", "/preferences").status_code == 200
+    assert fake.injected == {"5xx": 1}
+
+
+def test_chaos_draws_are_counted_under_concurrency_and_reset(fake, tokens):
+    fake.chaos(0.5, kinds=["5xx", "429"], seed=7)
+    responses = in_parallel([lambda: api(fake, tokens, "GET", "/preferences") for _ in range(24)])
+    failed = [r.status_code for r in responses if r.status_code != 200]
+    assert 0 < len(failed) < 24 and sum(fake.injected.values()) == len(failed)
+    assert fake.injected["429"] == failed.count(429)
+    fake.reset_counters()
+    assert not fake.injected and not fake.rate_limited and not fake.peak_in_flight
+
+
+def test_chaos_refuses_unknown_kinds_and_probabilities(fake):
+    with pytest.raises(ValueError):
+        fake.chaos(1.0, kinds=["slow"])
+    with pytest.raises(ValueError):
+        fake.chaos(1.5)
+
+
+def test_documents_by_execution_and_request_id(fake, company, customer, item, tokens):
+    def invoice(note, request_id):
+        body = {
+            "CustomerRef": {"value": customer["Id"]},
+            "PrivateNote": note,
+            "Line": [
+                {
+                    "Amount": 10,
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}},
+                }
+            ],
+        }
+        return api(fake, tokens, "POST", "/invoice", body, requestid=request_id).json()["Invoice"]["Id"]
+
+    note = "Created by qbo-actions from HubSpot deal 7 (execution ap-101-5-1-0)."
+    first, second = invoice(note, "r-1"), invoice(note, "r-2")
+    other = invoice("Created by qbo-actions from HubSpot deal 8 (execution ap-101-6-1-0).", "r-3")
+    invoice(note, "r-1")  # a replay creates nothing
+    company.add_customer(DisplayName="Not ours")
+
+    assert fake.documents_by_execution() == {
+        "ap-101-5-1-0": [("Invoice", first), ("Invoice", second)],
+        "ap-101-6-1-0": [("Invoice", other)],
+    }
+    assert fake.documents_by_execution(REALM, entities=["SalesReceipt"]) == {}
+    assert fake.documents_by_request_id(REALM) == {
+        "r-1": [("Invoice", first)],
+        "r-2": [("Invoice", second)],
+        "r-3": [("Invoice", other)],
+    }
+    assert [i["Id"] for i in fake.entities(REALM, "Invoice")] == [first, second, other]

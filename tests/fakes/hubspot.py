@@ -22,6 +22,14 @@ hit it concurrently while a test inspects it. Every request is recorded.
     assert "quickbooks_invoice_id" in portal.properties_defined("deals")
     assert portal.get("deals", deal)["properties"]["quickbooks_invoice_id"] == "130"
     fake.stop()
+
+Load, for fault/soak suites and benchmarks (all off by default):
+- fake.enforce_rate_limit = True answers 429 (errorType RATE_LIMIT) past fake.rate_limit_max (110) requests per
+  portal in any sliding fake.rate_limit_interval (10 s); those 429s are counted in fake.rate_limited["ten_secondly"].
+- fake.latency (+ fake.latency_jitter, uniform +/-) seconds slept per request outside the lock.
+- fake.chaos(probability, kinds, timeout_seconds, paths, seed) fails requests at random ("5xx", "429",
+  "timeout", "lost"), counted in fake.injected by kind; fake.calm() stops it; fake.reset_counters() zeroes both.
+- fake.completions_by_callback() counts the completions HubSpot accepted per callbackId.
 """
 
 from __future__ import annotations
@@ -30,12 +38,13 @@ import base64
 import copy
 import itertools
 import json
+import random
 import re
 import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -428,6 +437,8 @@ ASSOCIATIONS_BATCH_LIMIT = 1000
 ASSOCIATIONS_PAGE_LIMIT = 500
 RATE_LIMIT_MAX = 110
 RATE_LIMIT_INTERVAL_SECONDS = 10
+CHAOS_KINDS = ("5xx", "429", "timeout", "lost")
+CHAOS_5XX_STATUSES = (500, 502, 503)
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 CALLBACK_ID = re.compile(r"ap-(\d+)-(\d+)-(\d+)-(\d+)")
 AUTH_NOT_FOUND = (
@@ -668,6 +679,37 @@ def rate_limit_body() -> dict:
     }
 
 
+def gateway_error_page(status: int) -> str:
+    """What HubSpot's edge (Cloudflare) answers when the service behind it fails: HTML, not JSON."""
+    return (
+        f"<!DOCTYPE html><html><head><title>{status} error</title></head><body><h1>Error {status}</h1>"
+        "<p>The origin server did not answer in time or answered with an error.</p></body></html>"
+    )
+
+
+def chaos_fault(kind: str, status: int) -> Response:
+    """The answer of a "5xx" (with its status) or "429" chaos fault."""
+    if kind == "429":
+        return Response(429, rate_limit_body())
+    if status == 500:
+        return Response(500, error_body("Injected HTTP 500 (FakeHubSpot.chaos)", "INTERNAL_ERROR"))
+    return Response(status, gateway_error_page(status))
+
+
+@dataclass
+class Chaos:
+    probability: float
+    kinds: tuple[str, ...]
+    timeout_seconds: float
+    paths: tuple[str, ...] | None
+    rng: random.Random
+
+    def applies_to(self, path: str) -> bool:
+        if self.paths is None:
+            return not path.startswith("/oauth/")  # API requests, not the OAuth endpoints
+        return any(part in path for part in self.paths)
+
+
 def encode_body(body: Any) -> tuple[bytes, str | None]:
     if body is None:
         return b"", None
@@ -706,15 +748,18 @@ def read_incoming(http: BaseHTTPRequestHandler) -> Incoming:
 
 def write_response(http: BaseHTTPRequestHandler, response: Response) -> None:
     payload, content_type = encode_body(response.body)
-    http.send_response(response.status)
-    if content_type:
-        http.send_header("Content-Type", content_type)
-    http.send_header("Content-Length", str(len(payload)))
-    for name, value in response.headers.items():
-        http.send_header(name, str(value))
-    http.end_headers()
-    if payload:
-        http.wfile.write(payload)
+    try:
+        http.send_response(response.status)
+        if content_type:
+            http.send_header("Content-Type", content_type)
+        http.send_header("Content-Length", str(len(payload)))
+        for name, value in response.headers.items():
+            http.send_header(name, str(value))
+        http.end_headers()
+        if payload:
+            http.wfile.write(payload)
+    except OSError:  # the client gave up (say, on an injected timeout): nobody is left to answer
+        http.close_connection = True
 
 
 # --- small helpers -----------------------------------------------------------------------------------------
@@ -1339,6 +1384,9 @@ class FakeHubSpot(LoopbackServer):
         client_secret: str = "hs-client-secret",
         app_id: int = 4242,
         developer_api_key: str = "hs-dev-key",
+        *,
+        latency: float = 0.0,
+        latency_jitter: float = 0.0,
     ):
         self.client_id = client_id
         self.client_secret = client_secret
@@ -1351,6 +1399,14 @@ class FakeHubSpot(LoopbackServer):
         # that; set True to pin our "always send typedOutputs" decision.
         self.require_typed_outputs = False
         self.enforce_rate_limit = False  # headers are always sent; 429s only when asked
+        self.rate_limit_max = RATE_LIMIT_MAX  # per portal, in any sliding rate_limit_interval seconds
+        self.rate_limit_interval = RATE_LIMIT_INTERVAL_SECONDS
+        self.latency = latency  # seconds slept per request, outside the lock
+        self.latency_jitter = latency_jitter  # +/- uniformly around latency
+        self.rate_limited: Counter[str] = Counter()  # 429s the rate limit caused, by policy
+        self.injected: Counter[str] = Counter()  # faults chaos() injected, by kind
+        self._chaos: Chaos | None = None
+        self._load_lock = threading.Lock()  # chaos draws and their counters: never waits for self._lock
         self.refresh_count = 0
         self.requests: list[RecordedRequest] = []
         self.completions: list[Completion] = []
@@ -1423,6 +1479,46 @@ class FakeHubSpot(LoopbackServer):
     def completion_for(self, callback_id: str) -> Completion | None:
         with self._lock:
             return next((c for c in self.completions if c.callback_id == callback_id), None)
+
+    def completions_by_callback(self) -> Counter[str]:
+        """{callbackId: completions HubSpot accepted} (lost answers included); more than 1 would be a bug."""
+        with self._lock:
+            return Counter(completion.callback_id for completion in self.completions)
+
+    def chaos(
+        self,
+        probability: float,
+        kinds: tuple[str, ...] | list[str] = ("5xx", "429", "timeout"),
+        timeout_seconds: float = 3.0,
+        paths: list[str] | tuple[str, ...] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """From now on each request fails with `probability`, of one of `kinds` drawn at random: "5xx": 500
+        (JSON) or 502/503 (HTML from the edge), nothing done; "429": the ten-secondly RATE_LIMIT body, nothing
+        done; "timeout": nothing done, a 504 after `timeout_seconds`, when the client has given up; "lost": done
+        (a callback completed), then answered 502. Only requests whose path contains one of `paths` (say
+        ["/callbacks/"]); without `paths`, every request but OAuth's. Counted in fake.injected; calm() stops it."""
+        kinds = tuple(kinds)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability {probability} is not between 0 and 1")
+        unknown = [kind for kind in kinds if kind not in CHAOS_KINDS]
+        if not kinds or unknown:
+            raise ValueError(f"chaos kinds must be some of {CHAOS_KINDS}, not {list(kinds)}")
+        with self._load_lock:
+            self._chaos = Chaos(
+                probability, kinds, timeout_seconds, tuple(paths) if paths is not None else None, random.Random(seed)
+            )
+
+    def calm(self) -> None:
+        """No more chaos: requests are answered normally again."""
+        with self._load_lock:
+            self._chaos = None
+
+    def reset_counters(self) -> None:
+        """Zero fake.rate_limited and fake.injected (the rate-limit windows are kept)."""
+        with self._load_lock:
+            self.rate_limited.clear()
+            self.injected.clear()
 
     def expire_callback(self, callback_id: str) -> None:
         """The action's wait ran out: later completions are refused as not pending."""
@@ -1524,17 +1620,48 @@ class FakeHubSpot(LoopbackServer):
 
     def _serve(self, http: BaseHTTPRequestHandler) -> None:
         incoming = read_incoming(http)
+        drawn = self._draw_chaos(incoming.path)
+        self._sleep_latency()  # outside the lock: concurrent requests really overlap
+        injected = None
+        if drawn is not None:
+            kind, timeout_seconds, status = drawn
+            if kind == "timeout":
+                time.sleep(timeout_seconds)
+                injected = Response(504, gateway_error_page(504), {"Connection": "close"})
+            elif kind != "lost":
+                injected = chaos_fault(kind, status)
         with self._lock:
             recorded = incoming.record()
             self.requests.append(recorded)
-            response = self._respond(incoming)
+            response = self._respond(incoming, injected)
+            if drawn is not None and drawn[0] == "lost":  # done, then the answer is lost on the way back
+                response = Response(502, gateway_error_page(502))
             recorded.status = response.status
         write_response(http, response)
 
-    def _respond(self, incoming: Incoming) -> Response:
+    def _draw_chaos(self, path: str) -> tuple[str, float, int] | None:
+        """(kind, timeout_seconds, status for a 5xx) when chaos strikes this request."""
+        with self._load_lock:
+            chaos = self._chaos
+            if chaos is None or not chaos.applies_to(path) or chaos.rng.random() >= chaos.probability:
+                return None
+            kind = chaos.rng.choice(chaos.kinds)
+            self.injected[kind] += 1
+            return kind, chaos.timeout_seconds, chaos.rng.choice(CHAOS_5XX_STATUSES)
+
+    def _sleep_latency(self) -> None:
+        delay = self.latency
+        if self.latency_jitter:
+            delay += random.uniform(-self.latency_jitter, self.latency_jitter)
+        if delay > 0:
+            time.sleep(delay)
+
+    def _respond(self, incoming: Incoming, injected: Response | None = None) -> Response:
         route, params = self._match(incoming)
-        fault = self._take_fault(incoming)
-        if fault is not None:
+        fault = None if injected is not None else self._take_fault(incoming)
+        if injected is not None:
+            response = injected
+        elif fault is not None:
             response = fault.response()
         elif route is None:
             response = Response(404, error_body(f"No route for {incoming.method} {incoming.path}", "NOT_FOUND"))
@@ -1615,20 +1742,24 @@ class FakeHubSpot(LoopbackServer):
         )
 
     def _count_request(self, portal_id: int) -> None:
+        """The portal's sliding window (per installed account, so per token's hub); a refused request
+        does not count in it."""
         window = self._rate_windows.setdefault(portal_id, deque())
         now = time.monotonic()
-        while window and now - window[0] >= RATE_LIMIT_INTERVAL_SECONDS:
+        while window and now - window[0] >= self.rate_limit_interval:
             window.popleft()
-        if self.enforce_rate_limit and len(window) >= RATE_LIMIT_MAX:
+        if self.enforce_rate_limit and len(window) >= self.rate_limit_max:
+            with self._load_lock:
+                self.rate_limited["ten_secondly"] += 1
             raise ApiError(429, rate_limit_body())
         window.append(now)
 
     def _rate_limit_headers(self, portal_id: int) -> dict:
         used = len(self._rate_windows.get(portal_id, ()))
         return {
-            "X-HubSpot-RateLimit-Max": str(RATE_LIMIT_MAX),
-            "X-HubSpot-RateLimit-Remaining": str(max(0, RATE_LIMIT_MAX - used)),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": str(RATE_LIMIT_INTERVAL_SECONDS * 1000),
+            "X-HubSpot-RateLimit-Max": str(self.rate_limit_max),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, self.rate_limit_max - used)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(self.rate_limit_interval * 1000)),
         }
 
     @staticmethod

@@ -16,6 +16,20 @@ a fake that accepts what QBO rejects hides bugs. Wire formats follow
     fake.stop()
 
 Faults are injected with fail_next()/throttle_next(); every request is kept in fake.requests.
+
+Load, for fault/soak suites and benchmarks (all off by default):
+- fake.enforce_rate_limits = True (or FakeQuickBooks(rate_limits=True)) enforces QBO's limits per realm:
+  fake.max_in_flight (10) requests in flight at once, fake.requests_per_minute (500) and fake.batches_per_minute
+  (120, /batch only; a batch counts in both) in any sliding fake.rate_window_seconds (60). Over a limit: 429
+  with throttle fault 3001 (as throttle_next sends it), nothing performed, counted in fake.rate_limited by kind
+  ("in_flight", "per_minute", "batch_per_minute"). fake.rate_limit_retry_after = True adds Retry-After.
+  fake.peak_in_flight[realm] keeps the most requests seen in flight at once (counted with or without limits).
+- fake.latency (+ fake.latency_jitter, uniform +/-) seconds slept per request outside the lock, so requests
+  really overlap.
+- fake.chaos(probability, kinds, timeout_seconds, seed) fails API requests at random ("5xx", "429", "timeout",
+  "lost"), counted in fake.injected by kind; fake.calm() stops it. fake.reset_counters() zeroes the counters.
+- fake.documents_by_request_id() and fake.documents_by_execution() tell what each requestid / execution
+  (the "(execution <callbackId>)" key in PrivateNote) created, to count duplicates.
 Test knobs beyond the API: fake.next_consent_realm, fake.refresh_count, company.today (a callable
 giving "today" for TxnDate/DueDate), company.patch() (an edit made in QBO: bumps SyncToken),
 company.find(entity, **fields), company.set_pref().
@@ -49,12 +63,15 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
+import random
 import re
 import secrets
 import threading
 import time
 import traceback
 import uuid
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -2383,6 +2400,38 @@ def _html_error_page(status: int) -> str:
     )
 
 
+def _fault_response(
+    status: int,
+    body: str | None = None,
+    *,
+    code: str | int | None = None,
+    message: str | None = None,
+    detail: str | None = None,
+    headers: dict | None = None,
+    xml: bool = False,
+) -> _Response:
+    """An injected failure: `body` verbatim, else a Fault from code/message/detail, else an HTML error page."""
+    if body is None and code is not None:
+        code = str(code)
+        message = message or KNOWN_FAULT_MESSAGES.get(code, "Error")
+        fault_type = _fault_type_for(status)
+        if xml:
+            body = _xml_fault(code, message, detail or "", fault_type)
+        else:
+            body = json.dumps(QboFault(code, message, detail or "", fault_type=fault_type).envelope())
+    if body is None:
+        body = _html_error_page(status)
+    return _Response.text(status, body, _guess_content_type(body), headers)
+
+
+def _throttle_response(retry_after: int | None = None, xml: bool = True) -> _Response:
+    """QBO's throttle: 429 with fault 3001 (XML by default, as QBO historically sent it)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return _fault_response(
+        429, code="3001", message=THROTTLE_MESSAGE, detail="The request limit was reached.", headers=headers, xml=xml
+    )
+
+
 def _guess_content_type(body: str) -> str:
     stripped = body.lstrip()
     if stripped.startswith("<?xml") or stripped.startswith("<IntuitResponse"):
@@ -2418,17 +2467,20 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = {key: values[0] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
         request = RecordedRequest(self.command, split.path, query, dict(self.headers.items()), body, _maybe_json(body))
-        self._write(self.server.fake._handle(request))
+        self._write(self.server.fake._serve(request))
 
     def _write(self, response: _Response) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("intuit_tid", secrets.token_hex(16))
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(response.body)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.send_header("intuit_tid", secrets.token_hex(16))
+            for key, value in response.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(response.body)
+        except OSError:  # the client gave up (say, on an injected timeout): nobody is left to answer
+            self.close_connection = True
 
     def log_message(self, format, *args):  # noqa: A002 - keep test output quiet
         pass
@@ -2617,6 +2669,23 @@ CLOUDEVENT_OPERATIONS = {
     "Emailed": "emailed",
 }
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+# QBO's limits per realm + app: 10 in flight, 500 a minute [BLOG 2016-08-08 in quickbooks-online.md section 7];
+# 120 /batch requests a minute is Intuit's batch limit as commonly quoted, not in our reference: UNCONFIRMED.
+MAX_IN_FLIGHT = 10
+REQUESTS_PER_MINUTE = 500
+BATCHES_PER_MINUTE = 120
+RATE_WINDOW_SECONDS = 60.0
+CHAOS_KINDS = ("5xx", "429", "timeout", "lost")
+CHAOS_5XX_STATUSES = (500, 502, 503)
+EXECUTION_KEY_RE = re.compile(r"\(execution ([^()\s]+)\)")
+
+
+@dataclass
+class _Chaos:
+    probability: float
+    kinds: tuple[str, ...]
+    timeout_seconds: float
+    rng: random.Random
 
 
 class FakeQuickBooks(LoopbackServer):
@@ -2625,7 +2694,15 @@ class FakeQuickBooks(LoopbackServer):
     handler_class = _Handler
     thread_name = "fake-quickbooks"
 
-    def __init__(self, client_id: str = "qbo-client-id", client_secret: str = "qbo-client-secret"):
+    def __init__(
+        self,
+        client_id: str = "qbo-client-id",
+        client_secret: str = "qbo-client-secret",
+        *,
+        rate_limits: bool = False,
+        latency: float = 0.0,
+        latency_jitter: float = 0.0,
+    ):
         self.client_id = client_id
         self.client_secret = client_secret
         self.requests: list[RecordedRequest] = []
@@ -2647,6 +2724,25 @@ class FakeQuickBooks(LoopbackServer):
         self.webhooks_dropped = 0  # changes not notified because webhooks_enabled was False
         self._pending_webhooks: list[tuple[str, dict]] = []  # (realm, change)
         self._handling = threading.local()  # set while a request is served: deliveries wait for its end
+        # Load (see the module docstring). The limiter has its own lock: a request is counted in flight on
+        # arrival, while another may hold self._lock.
+        self.enforce_rate_limits = rate_limits
+        self.max_in_flight = MAX_IN_FLIGHT
+        self.requests_per_minute = REQUESTS_PER_MINUTE
+        self.batches_per_minute = BATCHES_PER_MINUTE
+        self.rate_window_seconds = RATE_WINDOW_SECONDS
+        self.rate_limit_retry_after = False  # True: our 429s say when the window lets the next request in
+        self.latency = latency
+        self.latency_jitter = latency_jitter
+        self.rate_limited: Counter[str] = Counter()  # 429s the limits caused, by kind
+        self.injected: Counter[str] = Counter()  # faults chaos() injected, by kind
+        self.peak_in_flight: Counter[str] = Counter()  # realm -> most requests seen in flight at once
+        self._limits_lock = threading.Lock()
+        self._in_flight: Counter[str] = Counter()  # realm -> requests between arrival and answer
+        self._request_times: dict[str, deque] = {}  # realm -> monotonic arrival of each admitted request
+        self._batch_times: dict[str, deque] = {}  # the same, /batch requests only
+        self._chaos: _Chaos | None = None
+        self._created_by_request: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (realm, requestid) -> made
 
     @property
     def api_base(self) -> str:
@@ -2688,6 +2784,40 @@ class FakeQuickBooks(LoopbackServer):
         with self._lock:
             self.requests.clear()
 
+    # -- what was created: invariants of fault/soak suites ---------------------------------------
+
+    def entities(self, realm_id: str, entity: str) -> list[dict]:
+        """Every stored record of `entity` in the realm (deep copies), like company(realm_id).all(entity)."""
+        return self.company(realm_id).all(entity)
+
+    def documents_by_request_id(self, realm_id: str | None = None) -> dict[str, list[tuple[str, str]]]:
+        """{requestid: [(entity, Id) created by its first performed request]} for every API request that
+        carried a requestid and was performed (a replay adds nothing; a failed one maps to []). Lost responses
+        count: their request was performed. Realms merged unless `realm_id` names one."""
+        with self._lock:
+            result: dict[str, list[tuple[str, str]]] = {}
+            for (realm, request_id), created in self._created_by_request.items():
+                if realm_id is None or realm == realm_id:
+                    result.setdefault(request_id, []).extend(created)
+            return result
+
+    def documents_by_execution(
+        self, realm_id: str | None = None, entities: tuple[str, ...] | list[str] | None = None
+    ) -> dict[str, list[tuple[str, str]]]:
+        """{callbackId: [(entity, Id), ...]} of the stored records whose PrivateNote carries our tracking key
+        "(execution <callbackId>)" (actions/steps/documents.py); more than one of an entity for a callbackId
+        is a duplicate. `entities` narrows the entities looked at; realms merged unless `realm_id` names one."""
+        with self._lock:
+            companies = [self.company(realm_id)] if realm_id is not None else list(self.companies.values())
+            names = [canonical_entity(name) for name in entities] if entities else STORED_ENTITIES
+            result: dict[str, list[tuple[str, str]]] = {}
+            for company in companies:
+                for entity in names:
+                    for record in company.records(entity):
+                        for callback_id in EXECUTION_KEY_RE.findall(str(record.get("PrivateNote") or "")):
+                            result.setdefault(callback_id, []).append((entity, record["Id"]))
+            return result
+
     # -- OAuth helpers -------------------------------------------------------------------------
 
     def issue_tokens(self, realm_id: str, access_expires_in: int = _TokenBook.ACCESS_LIFETIME) -> dict:
@@ -2724,34 +2854,16 @@ class FakeQuickBooks(LoopbackServer):
         or "" for any API request) fail with `status`. The body is `body` verbatim, else a Fault built from
         code/message/detail (XML when xml=True), else an HTML error page like a load balancer's.
         commit=True performs the request first (stores, remembers the requestid), then fails: a lost response."""
-        if body is None and code is not None:
-            code = str(code)
-            message = message or KNOWN_FAULT_MESSAGES.get(code, "Error")
-            fault_type = _fault_type_for(status)
-            if xml:
-                body = _xml_fault(code, message, detail or "", fault_type)
-            else:
-                body = json.dumps(QboFault(code, message, detail or "", fault_type=fault_type).envelope())
-        if body is None:
-            body = _html_error_page(status)
-        response = _Response.text(status, body, _guess_content_type(body), headers)
+        response = _fault_response(status, body, code=code, message=message, detail=detail, headers=headers, xml=xml)
         method, suffix = self._parse_match(match)
         with self._lock:
             self._fault_rules.append(_FaultRule(method, suffix, response, commit, times))
 
     def throttle_next(self, match: str = "", times: int = 1, retry_after: int | None = None, xml: bool = True) -> None:
         """429 with QBO's throttle fault (code 3001), XML by default as QBO historically sent it."""
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        self.fail_next(
-            match,
-            429,
-            code="3001",
-            message=THROTTLE_MESSAGE,
-            detail="The request limit was reached.",
-            times=times,
-            headers=headers,
-            xml=xml,
-        )
+        method, suffix = self._parse_match(match)
+        with self._lock:
+            self._fault_rules.append(_FaultRule(method, suffix, _throttle_response(retry_after, xml), False, times))
 
     @staticmethod
     def _parse_match(match: str) -> tuple[str | None, str]:
@@ -2769,23 +2881,154 @@ class FakeQuickBooks(LoopbackServer):
                 return rule
         return None
 
+    # -- load: rate limits, latency, chaos -------------------------------------------------------
+
+    def chaos(
+        self,
+        probability: float,
+        kinds: tuple[str, ...] | list[str] = CHAOS_KINDS,
+        timeout_seconds: float = 3.0,
+        seed: int | None = None,
+    ) -> None:
+        """From now on each API request (not OAuth) fails with `probability`, of one of `kinds` drawn at random:
+        "5xx": 500/502/503 HTML error page, nothing performed; "429": throttle 3001 with Retry-After 1, nothing
+        performed; "timeout": nothing performed, the answer (504) comes after `timeout_seconds`, when the client
+        has given up; "lost": performed (stored, requestid remembered), then answered 502. Counted in
+        fake.injected. Replaces an earlier chaos(); calm() stops it."""
+        kinds = tuple(kinds)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability {probability} is not between 0 and 1")
+        unknown = [kind for kind in kinds if kind not in CHAOS_KINDS]
+        if not kinds or unknown:
+            raise ValueError(f"chaos kinds must be some of {CHAOS_KINDS}, not {list(kinds)}")
+        with self._limits_lock:
+            self._chaos = _Chaos(probability, kinds, timeout_seconds, random.Random(seed))
+
+    def calm(self) -> None:
+        """No more chaos: requests are answered normally again."""
+        with self._limits_lock:
+            self._chaos = None
+
+    def reset_counters(self) -> None:
+        """Zero fake.rate_limited, fake.injected and fake.peak_in_flight (the limits' windows are kept)."""
+        with self._limits_lock:
+            self.rate_limited.clear()
+            self.injected.clear()
+            self.peak_in_flight.clear()
+
+    def in_flight(self, realm_id: str) -> int:
+        """Requests to the realm between arrival and answer, now."""
+        with self._limits_lock:
+            return self._in_flight[realm_id]
+
+    def _admit(self, realm: str, rest: str, method: str) -> _Response | None:
+        """Count the request in flight and in the realm's windows; a 429 instead when over a limit."""
+        is_batch = method == "POST" and rest.strip("/").lower() == "batch"
+        with self._limits_lock:
+            now = time.monotonic()
+            window = self.rate_window_seconds
+            requests_seen = self._request_times.setdefault(realm, deque())
+            batches_seen = self._batch_times.setdefault(realm, deque())
+            for seen in (requests_seen, batches_seen):
+                while seen and now - seen[0] >= window:
+                    seen.popleft()
+            if self.enforce_rate_limits:
+                refusal = None
+                if self._in_flight[realm] >= self.max_in_flight:
+                    refusal, wait = "in_flight", 1.0
+                elif len(requests_seen) >= self.requests_per_minute:
+                    refusal, wait = "per_minute", window - (now - requests_seen[0])
+                elif is_batch and len(batches_seen) >= self.batches_per_minute:
+                    refusal, wait = "batch_per_minute", window - (now - batches_seen[0])
+                if refusal is not None:
+                    self.rate_limited[refusal] += 1
+                    return _throttle_response(max(1, math.ceil(wait)) if self.rate_limit_retry_after else None)
+            self._in_flight[realm] += 1
+            self.peak_in_flight[realm] = max(self.peak_in_flight[realm], self._in_flight[realm])
+            requests_seen.append(now)
+            if is_batch:
+                batches_seen.append(now)
+            return None
+
+    def _release(self, realm: str) -> None:
+        with self._limits_lock:
+            self._in_flight[realm] -= 1
+            if self._in_flight[realm] <= 0:
+                del self._in_flight[realm]
+
+    def _draw_chaos(self) -> tuple[str, float, int] | None:
+        """(kind, timeout_seconds, status for a 5xx) when chaos strikes this request."""
+        with self._limits_lock:
+            chaos = self._chaos
+            if chaos is None or chaos.rng.random() >= chaos.probability:
+                return None
+            kind = chaos.rng.choice(chaos.kinds)
+            self.injected[kind] += 1
+            return kind, chaos.timeout_seconds, chaos.rng.choice(CHAOS_5XX_STATUSES)
+
+    def _sleep_latency(self) -> None:
+        delay = self.latency
+        if self.latency_jitter:
+            delay += random.uniform(-self.latency_jitter, self.latency_jitter)
+        if delay > 0:
+            time.sleep(delay)
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
     # -- request handling ----------------------------------------------------------------------
 
-    def _handle(self, request: RecordedRequest) -> _Response:
+    def _serve(self, request: RecordedRequest) -> _Response:
+        """One HTTP request, on its own handler thread: limits and chaos, latency (outside every lock), then
+        the answer. The realm's in-flight slot is held from arrival until the answer is ready to be written."""
+        api = API_PATH_RE.match(request.path)
+        if api is None:  # OAuth and discovery: no realm, no limits, no chaos
+            self._sleep_latency()
+            return self._handle(request)
+        realm = api.group("realm")
+        refusal = self._admit(realm, api.group("rest") or "/", request.method)
+        if refusal is not None:
+            self._record(request)
+            self._sleep_latency()
+            return refusal
+        try:
+            drawn = self._draw_chaos()
+            self._sleep_latency()
+            if drawn is None:
+                return self._handle(request)
+            kind, timeout_seconds, status = drawn
+            if kind == "lost":
+                return self._handle(request, lost=_fault_response(502))
+            if kind == "timeout":
+                time.sleep(timeout_seconds)
+                self._record(request)
+                return _fault_response(504, headers={"Connection": "close"})
+            self._record(request)
+            if kind == "429":
+                return _throttle_response(retry_after=1)
+            return _fault_response(status)
+        finally:
+            self._release(realm)
+
+    def _handle(self, request: RecordedRequest, lost: _Response | None = None) -> _Response:
         self._handling.active = True
         try:
-            response = self._handle_locked(request)
+            response = self._handle_locked(request, lost)
         finally:
             self._handling.active = False
         if self.webhook_delivery == "sync":
             self.deliver_webhooks()  # before the answer, outside the lock: the receiver may read back at once
         return response
 
-    def _handle_locked(self, request: RecordedRequest) -> _Response:
+    def _handle_locked(self, request: RecordedRequest, lost: _Response | None = None) -> _Response:
         # One request at a time: the fake's state changes atomically, like one QBO company would.
         with self._lock:
             self.requests.append(request)
             api = API_PATH_RE.match(request.path)
+            if lost is not None:  # chaos: performed, then the answer is lost on the way back
+                self._route(request, api)
+                return lost
             rule = self._take_fault_rule(request, (api.group("rest") or "/") if api else None)
             if rule is not None and not rule.commit:
                 return rule.response
@@ -2926,9 +3169,15 @@ class FakeQuickBooks(LoopbackServer):
         request_id = request.query.get("requestid")
         if request_id and (realm_id, request_id) in self._replays:
             return self._replays[(realm_id, request_id)]  # QBO's idempotency: same answer, no new work
+        changes_before = len(company.changes)
         response = self._api_response(company, request, rest)
         if request_id:
             self._replays[(realm_id, request_id)] = response
+            self._created_by_request[(realm_id, request_id)] = [
+                (change["entity"], change["id"])
+                for change in company.changes[changes_before:]
+                if change["operation"] == "Create"
+            ]
         return response
 
     def _authenticate(self, request: RecordedRequest, realm_id: str) -> _Response | None:

@@ -4,6 +4,14 @@ import threading
 from http.server import ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, so requests overlap (latency, in-flight limits); a deep accept backlog,
+    so many client processes connecting at once are not left waiting on SYN retries (the default is 5)."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class LoopbackServer:
     """Subclasses name their request handler; the handler reaches the fake as `self.server.fake`."""
 
@@ -14,8 +22,7 @@ class LoopbackServer:
     _thread = None
 
     def start(self):
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler_class)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self.handler_class)
         self._server.fake = self
         # A short poll interval makes stop() quick: shutdown() waits for the loop's next poll.
         self._thread = threading.Thread(
