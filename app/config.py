@@ -81,6 +81,16 @@ DEFAULTS = {
     "RECONCILE_INTERVAL_SECONDS": "300",
     # Bytes a request body may have (1 MiB): a larger one is refused with 413 before it is read or verified.
     "MAX_CONTENT_LENGTH": str(1024 * 1024),
+    # Our share of QuickBooks' limits per company (realm), kept by all web and worker processes together
+    # (through Redis when REDIS_URL is set, else the database): requests per minute, requests at once, and
+    # /batch requests per minute (a batch counts as a request too).
+    "QBO_REQUESTS_PER_MINUTE": "500",
+    "QBO_REQUESTS_IN_FLIGHT": "10",
+    "QBO_BATCHES_PER_MINUTE": "120",
+    # HubSpot's limit per portal, per 10 seconds.
+    "HUBSPOT_REQUESTS_PER_10_SECONDS": "110",
+    # "off": send without waiting for a turn (when something in front of us limits the requests instead).
+    "RATE_LIMITS": "on",
     # When set, GET /metrics (Prometheus) wants `Authorization: Bearer <METRICS_TOKEN>`; empty: open to all.
     "METRICS_TOKEN": "",
     # Log lines as `text` (development) or `json` (one object a line: time, level, logger, message, execution_id;
@@ -123,6 +133,7 @@ def finish_config(config: dict, instance_path: str) -> None:
     for key in ("WORKER_THREADS", "QBO_MINOR_VERSION"):
         config[key] = int(config[key])
     config["MAX_CONTENT_LENGTH"] = parse_max_content_length(config["MAX_CONTENT_LENGTH"])
+    parse_rate_limits(config)
     for key in ("RETRY_DELAYS", "CALLBACK_RETRY_DELAYS", "WRITE_BACK_RETRY_DELAYS"):
         try:
             config[key] = list(parse_delays(config[key]))
@@ -158,6 +169,30 @@ def parse_max_content_length(value) -> int:
     if limit < 1:
         raise ConfigError(f"MAX_CONTENT_LENGTH must be a positive number of bytes (got {value!r}), e.g. 1048576")
     return limit
+
+
+RATE_LIMIT_NUMBERS = (
+    "QBO_REQUESTS_PER_MINUTE",
+    "QBO_REQUESTS_IN_FLIGHT",
+    "QBO_BATCHES_PER_MINUTE",
+    "HUBSPOT_REQUESTS_PER_10_SECONDS",
+)
+
+
+def parse_rate_limits(config) -> None:
+    """The rate limits (app/limits.py) as numbers: a window admits at least 2 requests; 0 in flight is no cap."""
+    config["RATE_LIMITS"] = str(config["RATE_LIMITS"]).strip().lower()
+    if config["RATE_LIMITS"] not in ("on", "off"):
+        raise ConfigError(f"RATE_LIMITS must be on or off (got {config['RATE_LIMITS']!r})")
+    for key in RATE_LIMIT_NUMBERS:
+        least = 0 if key == "QBO_REQUESTS_IN_FLIGHT" else 2
+        given = config[key]
+        try:
+            config[key] = int(str(given).strip())
+        except ValueError:
+            config[key] = -1
+        if config[key] < least:
+            raise ConfigError(f"{key} must be a whole number, at least {least} (got {given!r})")
 
 
 def parse_fernet_keys(value: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -27,17 +28,22 @@ def send(
     timeout: float,
     retries: int = 2,
     backoff: float | None = None,
+    limit=None,
     **kwargs,
 ) -> requests.Response:
     """Send a request, retrying timeouts, 5xx and 429 a few times; raise TransientError when they persist.
 
     Safe to repeat only because every write we send is idempotent (QuickBooks `requestid`,
     HubSpot callback completion); reads are always safe.
+
+    `limit()`, when given, is a context manager entered around each try (app/limits.py: a turn within
+    the service's rate limits), so a retry waits for its own turn like any other request.
     """
     for attempt in range(retries + 1):
         reason, retry_after = None, None
         try:
-            response = session.request(method, url, timeout=timeout, **kwargs)
+            with limit() if limit else nullcontext():
+                response = session.request(method, url, timeout=timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
             reason = f"{type(exc).__name__} calling {service}"
         else:

@@ -9,10 +9,20 @@ One set of patterns (`redact_text`), used by Sentry and by logging:
   anywhere in the event: messages, exception values, breadcrumbs, extra, contexts, request, frame variables;
 - `install_log_redaction` masks the same text in every log record, whatever logger made it, before any
   handler (console, caplog, Sentry's logging integration) sees it.
+
+And what a log line looks like (`configure_log_format`, LOG_FORMAT): `text` for a person, `json` (one object a line:
+time, level, logger, message, and execution_id, portal_id, action while an execution is worked on, from
+`execution_log_context`) for a log collector. Both formatters mask once more what they print.
 """
 
+import copy
+import json
 import logging
 import re
+from collections.abc import Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
 
 FILTERED = "[Filtered]"
 EMAIL_MASK = "[email]"
@@ -91,6 +101,7 @@ SECRET_SETTINGS = (
     "HUBSPOT_DEVELOPER_TOKEN",
     "QBO_CLIENT_SECRET",
     "QBO_WEBHOOK_VERIFIER_TOKEN",
+    "METRICS_TOKEN",
 )
 
 
@@ -195,10 +206,161 @@ def redact_record(record: logging.LogRecord) -> None:
     except Exception:  # a malformed call: logging reports it itself when it formats the record
         return
     masked = redact_text(message)
-    if masked != message:
+    if masked != message and not _mask_named_arguments(record):
         record.msg, record.args = masked, ()
     if record.exc_info and record.exc_info[1] is not None:
         text = logging.Formatter().formatException(record.exc_info)
         masked = redact_text(text)
         if masked != text:
             record.exc_text = masked  # formatters print exc_text instead of formatting the traceback again
+
+
+def _mask_named_arguments(record: logging.LogRecord) -> bool:
+    """A record with named arguments (gunicorn's access log: `%(r)s %(s)s` and a dict of atoms) keeps them, each
+    masked, so a formatter can still read the status or the path; True when that masks the whole line."""
+    if not isinstance(record.args, Mapping) or not isinstance(record.msg, str):
+        return False
+    named = copy.copy(record.args)  # the same mapping type (gunicorn's answers "-" for an atom it lacks)
+    for key, value in list(named.items()):
+        if isinstance(value, str):
+            named[key] = redact_text(value)
+    try:
+        message = record.msg % named
+    except Exception:
+        return False
+    if redact_text(message) != message:  # a secret spread over two arguments: mask the line as a whole
+        return False
+    record.args = named
+    return True
+
+
+# -- log lines: the execution being worked on, text or JSON ------------------------------------------------
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+CONTEXT_FIELDS = ("execution_id", "portal_id", "action")
+
+_execution: ContextVar[dict | None] = ContextVar("qbo_actions_execution", default=None)
+
+
+@contextmanager
+def execution_log_context(execution_id, portal_id=None, action=None):
+    """Every log line made inside (in this thread or task) carries the execution's id, and its portal and action
+    when known. Yields the fields, which the caller may complete once it knows them (`fields["action"] = ...`).
+    Nested contexts stack: the inner one is in force until it ends."""
+    fields = {"execution_id": execution_id, "portal_id": portal_id, "action": action}
+    token = _execution.set(fields)
+    try:
+        yield fields
+    finally:
+        _execution.reset(token)
+
+
+def current_log_context() -> dict:
+    """The fields of the execution being worked on, only those known; {} outside `execution_log_context`."""
+    fields = _execution.get()
+    return {key: value for key, value in (fields or {}).items() if value is not None}
+
+
+class ExecutionContextFilter(logging.Filter):
+    """Puts execution_id, portal_id and action (None outside an execution) on each record it passes, unless the
+    record already names them (`log.info(..., extra={"execution_id": 42})`). Never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = current_log_context()
+        for name in CONTEXT_FIELDS:
+            if getattr(record, name, None) is None:
+                setattr(record, name, context.get(name))
+        return True
+
+
+def _context_of(record: logging.LogRecord) -> dict:
+    """The record's execution fields: set by the filter, else read now (a handler without the filter)."""
+    if all(hasattr(record, name) for name in CONTEXT_FIELDS):
+        return {name: getattr(record, name) for name in CONTEXT_FIELDS if getattr(record, name) is not None}
+    return current_log_context()
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-01-31 23:59:59,123 INFO app.worker: invoice created [execution 42]`, masked."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT, datefmt=None):
+        super().__init__(fmt, datefmt)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        execution_id = _context_of(record).get("execution_id")
+        return redact_text(f"{line} [execution {execution_id}]" if execution_id is not None else line)
+
+    def formatException(self, ei) -> str:
+        return redact_text(super().formatException(ei))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, message, process, the execution's fields when
+    an execution is worked on, `exception` (the traceback) when there is one, and for gunicorn's access log the
+    request's method, path (no query string), status, duration_ms and bytes. Masked like every log record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        entry = {
+            "time": when.replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact_text(record.getMessage()),
+            "process": record.process,
+            **_context_of(record),
+        }
+        if record.name == "gunicorn.access" and isinstance(record.args, Mapping):
+            entry.update(_access_fields(record.args))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(self.formatException(record.exc_info))  # other handlers reuse it
+        if record.exc_text:
+            entry["exception"] = redact_text(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = redact_text(self.formatStack(record.stack_info))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _access_fields(atoms: Mapping) -> dict:
+    def number(value, scale=1):
+        try:
+            return int(value) if scale == 1 else round(int(value) / scale, 3)
+        except (TypeError, ValueError):
+            return None
+
+    fields = {
+        "method": atoms.get("m"),
+        "path": atoms.get("U"),
+        "status": number(atoms.get("s")),
+        "duration_ms": number(atoms.get("D"), scale=1000),  # gunicorn's D is microseconds
+        "bytes": number(atoms.get("B")),
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter()
+    if log_format == "text":
+        return TextFormatter()
+    raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+
+
+def configure_log_format(config) -> None:
+    """Give the root logger's console handlers (the one logging.basicConfig made, or gunicorn.conf.py's) the
+    LOG_FORMAT formatter and the execution filter. Handlers others attached (pytest's, Sentry's) are left as
+    they are; the execution fields still reach them through `current_log_context`. Idempotent."""
+    from app.config import ConfigError
+
+    log_format = str(config.get("LOG_FORMAT") or "text").strip().lower()
+    try:
+        formatter = formatter_for(log_format)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for handler in logging.getLogger().handlers:
+        if type(handler) is not logging.StreamHandler:  # not a subclass: pytest's capture, files, syslog
+            continue
+        handler.setFormatter(formatter)
+        if not any(isinstance(existing, ExecutionContextFilter) for existing in handler.filters):
+            handler.addFilter(ExecutionContextFilter())

@@ -20,11 +20,12 @@ from actions import ACTIONS, run_action
 from actions.context import ActionContext
 from actions.errors import ActionError, QuickBooksAuthExpired, QuickBooksFault, TransientError, explain_fault
 from actions.steps.source import OBJECT_TYPES
-from app import queue
+from app import metrics, queue
 from app.backoff import callback_backoff, execution_backoff
 from app.extensions import db
 from app.hubspot.client import HubSpotError, HubSpotNotFound, hubspot_client
 from app.hubspot.oauth import HubSpotAuthError
+from app.observability import execution_log_context
 from app.quickbooks.client import books_client
 from app.settings import effective_settings
 from app.storage import documents
@@ -106,11 +107,12 @@ interrupted_runs: set[int] = set()
 
 
 def run_execution(execution_id: int) -> None:
-    try:
-        run_claimed(execution_id)
-    except queue.INFRASTRUCTURE_ERRORS:
-        interrupted_runs.add(execution_id)
-        raise  # the job is tried again; the run resumes from its journal with the same request ids
+    with execution_log_context(execution_id):
+        try:
+            run_claimed(execution_id)
+        except queue.INFRASTRUCTURE_ERRORS:
+            interrupted_runs.add(execution_id)
+            raise  # the job is tried again; the run resumes from its journal with the same request ids
 
 
 def run_claimed(execution_id: int) -> None:
@@ -122,7 +124,8 @@ def run_claimed(execution_id: int) -> None:
         with lease_keeper().holding(execution_id):  # renewed while the action runs; a dead worker's runs out
             execution = execution_service.get_execution(session, execution_id)
             session.commit()  # end the read; every later write starts its own transaction
-            outcome = attempt(session, execution)
+            with execution_log_context(execution_id, execution.portal_id, execution.action):
+                outcome = attempt(session, execution)
             if outcome is None:
                 return
             if not execution_service.holds_lease(session, execution_id):
@@ -139,6 +142,7 @@ def run_claimed(execution_id: int) -> None:
                 error_message=error.message if error else "",
             )
             session.commit()
+        metrics.execution_finished(execution.action, FAIL_CONTINUE if error else SUCCESS, error.code if error else "")
         log.info(
             "execution %s (%s %s) finished: %s",
             execution.id,
@@ -235,6 +239,7 @@ def postpone_run(session, execution: Execution, exc: TransientError) -> bool:
         return False
     execution_service.postpone(execution, delay=delay, status=Execution.PENDING)
     session.commit()
+    metrics.retry_scheduled("execution")
     log.warning("execution %s: %s; trying again in %.0fs", execution.id, exc.reason, delay)
     queue.enqueue_execution(execution.id, delay=delay)
     return True
@@ -304,7 +309,7 @@ def names(connections) -> str:
 
 
 def complete_callback(execution_id: int) -> None:
-    with db.new_session() as session:
+    with execution_log_context(execution_id), db.new_session() as session:
         if not execution_service.claim_for_callback(session, execution_id, lease=lease_duration()):
             return
         with lease_keeper().holding(execution_id):  # renewed while HubSpot answers
@@ -395,6 +400,7 @@ def postpone_callback(session, execution: Execution, exc: Exception) -> None:
     delay = callback_backoff().delay(execution.callback_attempts, getattr(exc, "retry_after", None))
     execution_service.postpone(execution, delay=delay, status=Execution.FINISHED, error=str(exc))
     session.commit()
+    metrics.retry_scheduled("callback")
     log.warning("execution %s: completing callback failed (%s); trying again in %.0fs", execution.id, exc, delay)
     queue.enqueue_completion(execution.id, delay=delay)
 

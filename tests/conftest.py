@@ -145,6 +145,9 @@ def app_config(backend, tmp_path, fake_hubspot, fake_quickbooks):
         "WRITE_BACK_RETRY_DELAYS": "0.2,0.2,0.2",
         "WRITE_BACK_RETRY_FOR_SECONDS": "1.7",
         "HTTP_TIMEOUT": "5",
+        # The fakes answer at once, so HubSpot's 10-a-second share would make the suite wait for nothing;
+        # tests/app/test_limits.py and the fault suite (tests/test_faults.py) run with the limits on.
+        "RATE_LIMITS": "off",
         **backend_config(backend, tmp_path),
     }
 

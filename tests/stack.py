@@ -36,6 +36,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def child_pids(parent: int) -> list[int]:
+    """The live processes whose parent is `parent` (from /proc/<pid>/stat)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ")".
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def peak_rss(pid: int) -> int:
+    """A process's peak resident set size in bytes (VmHWM in /proc/<pid>/status); 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def wait_until(condition, timeout: float, what: str, interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -61,6 +88,9 @@ class Stack:
         worker_threads: int = 4,
         web_workers: int = 2,
         settings: dict | None = None,
+        web_threads: int = 8,
+        quickbooks_latency: float = 0.0,
+        hubspot_latency: float = 0.0,
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -69,9 +99,14 @@ class Stack:
         self.worker_count = workers
         self.worker_threads = worker_threads
         self.web_workers = web_workers
+        self.web_threads = web_threads
         self.settings = settings or {}
-        self.hubspot = FakeHubSpot(client_id="hs-client-id", client_secret=HUBSPOT_SECRET)
-        self.quickbooks = FakeQuickBooks(client_id="qbo-client-id", client_secret="qbo-client-secret")
+        # The fakes sleep this long per request (seconds), outside their locks: set to QuickBooks' and HubSpot's
+        # real latencies (the benchmark), the requests overlap as they would.
+        self.hubspot = FakeHubSpot(client_id="hs-client-id", client_secret=HUBSPOT_SECRET, latency=hubspot_latency)
+        self.quickbooks = FakeQuickBooks(
+            client_id="qbo-client-id", client_secret="qbo-client-secret", latency=quickbooks_latency
+        )
         self.port = free_port()
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
@@ -140,28 +175,34 @@ class Stack:
         return {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
 
     def start_web(self) -> None:
-        log = open(self.workdir / "web.log", "a")  # noqa: SIM115 - kept open for the process's life
-        self.web = subprocess.Popen(
+        self.web = self.start_gunicorn("app:create_app()", self.port, "web.log")
+        wait_until(lambda: requests.get(self.url + "/healthz", timeout=1).ok, 60, "the web server")
+
+    def start_gunicorn(self, app_spec: str, port: int, log_name: str) -> subprocess.Popen:
+        """gunicorn serving `app_spec` on 127.0.0.1:port with this stack's web processes and threads, from the
+        project's directory (so gunicorn.conf.py applies, as deployed) and with the stack's environment. The
+        benchmark serves its bare endpoint (bench/bare.py) the same way."""
+        log = open(self.workdir / log_name, "a")  # noqa: SIM115 - kept open for the process's life
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "gunicorn",
                 "--bind",
-                f"127.0.0.1:{self.port}",
+                f"127.0.0.1:{port}",
                 "--workers",
                 str(self.web_workers),
                 "--threads",
-                "8",
+                str(self.web_threads),
                 "--graceful-timeout",
                 "5",
-                "app:create_app()",
+                app_spec,
             ],
             cwd=ROOT,
             env=self.process_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(lambda: requests.get(self.url + "/healthz", timeout=1).ok, 60, "the web server")
 
     def start_worker(self) -> subprocess.Popen:
         log = open(self.workdir / f"worker-{len(self.workers)}.log", "a")  # noqa: SIM115
@@ -223,6 +264,43 @@ class Stack:
     @staticmethod
     def execution_body(**kwargs) -> dict:
         return execution_body(**kwargs)
+
+    # -- processes: which, how much memory, paused ---------------------------------------------------------
+
+    def web_processes(self) -> list[int]:
+        """The pids of the gunicorn master's children: the processes that answer requests."""
+        return child_pids(self.web.pid) if self.web is not None and self.web.poll() is None else []
+
+    def worker_processes(self) -> list[int]:
+        return [worker.pid for worker in self.workers if worker.poll() is None]
+
+    def peak_memory(self) -> dict[str, dict[int, int]]:
+        """{"web": {pid: bytes}, "workers": {pid: bytes}}: each live process's peak resident set (VmHWM) so far."""
+        return {
+            "web": {pid: peak_rss(pid) for pid in self.web_processes()},
+            "workers": {pid: peak_rss(pid) for pid in self.worker_processes()},
+        }
+
+    def wait_for_workers(self, timeout: float = 60) -> None:
+        """Until every worker's consumer has started (its log says so at LOG_LEVEL=INFO; at a quieter level, until
+        each has printed its start line): jobs are being taken."""
+        verbose = self.env.get("LOG_LEVEL", "INFO").upper() in ("INFO", "DEBUG")
+        mark = "consumer started" if verbose else "starting"
+
+        def started() -> bool:
+            logs = [self.workdir / f"worker-{n}.log" for n in range(len(self.workers))]
+            return all(log.exists() and mark in log.read_text() for log in logs)
+
+        wait_until(started, timeout, "the workers")
+
+    def pause_workers(self) -> None:
+        """SIGSTOP every worker: deliveries are recorded and queued, nothing runs them until resume_workers()."""
+        for pid in self.worker_processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume_workers(self) -> None:
+        for pid in self.worker_processes():
+            os.kill(pid, signal.SIGCONT)
 
     # -- faults ------------------------------------------------------------------------------------------
 

@@ -5,9 +5,9 @@ app/blueprints/options.py); the answers are the answer schemas in app/schemas.py
 runs schemathesis against this description, in-process, so it stays true: no 5xx, every answer as described.
 
 Described: HubSpot's workflow actions and their dropdowns, the app card's endpoint, Intuit's webhooks, the
-health check and this document. Not described: the console's HTML pages (/, /sign-in, /sync-errors,
-/history, /executions/..., /settings, /connections/...) and the OAuth redirects (/oauth/...), which are
-for a person's browser (session cookie, CSRF-protected forms, redirects to HubSpot and Intuit).
+health and readiness checks, the Prometheus metrics and this document. Not described: the console's HTML pages
+(/, /sign-in, /sync-errors, /history, /executions/..., /settings, /connections/...) and the OAuth redirects
+(/oauth/...), which are for a person's browser (session cookie, CSRF-protected forms, redirects to HubSpot and Intuit).
 """
 
 from apispec import APISpec
@@ -17,6 +17,7 @@ from flask import Blueprint, current_app, jsonify
 from actions import ACTION_NAMES
 from app import schemas
 from app.blueprints.cards import ALIASES
+from app.blueprints.health import ReadinessSchema
 from app.blueprints.options import OptionsRequestSchema
 from app.hubspot.signature import TIMESTAMP_HEADER, V2_HEADER, V3_HEADER, VERSION_HEADER
 from app.quickbooks.options import FIELDS as OPTION_FIELDS
@@ -314,11 +315,46 @@ def add_plain_paths(spec: APISpec) -> None:
             "get": {
                 "operationId": "health",
                 "tags": ["Operations"],
-                "summary": "The database answers and the configuration loaded",
+                "summary": "The process is alive (liveness; touches neither the database nor the queue)",
+                "security": [],
+                "responses": {"200": answer(schemas.HealthSchema, "Alive.")},
+            }
+        },
+    )
+    spec.components.schema("Readiness", schema=ReadinessSchema)
+    spec.path(
+        path="/readyz",
+        operations={
+            "get": {
+                "operationId": "readiness",
+                "tags": ["Operations"],
+                "summary": "The database and the queue answer (readiness; within about 2 s)",
+                "description": (
+                    "SELECT 1 on the database; Redis PING when REDIS_URL is set, else Huey's SQLite file is opened."
+                ),
                 "security": [],
                 "responses": {
-                    "200": answer(schemas.HealthSchema, "Up."),
-                    "500": answer(schemas.ErrorSchema, "The database did not answer."),
+                    "200": answer(ReadinessSchema, "Ready: database and queue ok."),
+                    "503": answer(ReadinessSchema, "Not ready: the failed parts, and why, in reasons."),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/metrics",
+        operations={
+            "get": {
+                "operationId": "metrics",
+                "tags": ["Operations"],
+                "summary": "Prometheus metrics (text exposition format)",
+                "description": (
+                    "Executions, HTTP calls to HubSpot and QuickBooks, retries, rate-limiter waits, and the queue "
+                    "per QuickBooks company. With METRICS_TOKEN set, needs Authorization: Bearer <METRICS_TOKEN>."
+                ),
+                "security": [],
+                "responses": {
+                    "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": answer(schemas.ErrorSchema, "METRICS_TOKEN is set; the bearer token is missing or wrong."),
                 },
             }
         },

@@ -29,12 +29,24 @@ class HubSpotNotFound(HubSpotError):
 
 
 class HubSpotClient:
-    def __init__(self, *, base_url: str, tokens, version: str = "2026-03", timeout: float = 30, session=None):
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        tokens,
+        version: str = "2026-03",
+        timeout: float = 30,
+        session=None,
+        limiter=None,
+        portal_id=None,
+    ):
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens  # .access_token() -> str, .refresh(rejected: str) -> str
         self.version = version
         self.timeout = timeout
         self.session = session or requests.Session()
+        self.limiter = limiter  # app.limits.Limiter: the portal's requests, shared with every process
+        self.portal_id = portal_id
 
     @property
     def legacy(self) -> bool:
@@ -144,6 +156,7 @@ class HubSpotClient:
             service="HubSpot",
             timeout=self.timeout,
             headers=headers,
+            limit=(lambda: self.limiter.hubspot(self.portal_id)) if self.limiter else None,
             **kwargs,
         )
 
@@ -162,7 +175,10 @@ class HubSpotClient:
 
 
 def hubspot_client(portal, config) -> HubSpotClient:
-    """The HubSpotClient for one installed portal, with its token refreshed on demand."""
+    """The HubSpotClient for one installed portal, with its token refreshed on demand and, within the app,
+    its requests rate-limited."""
+    from flask import current_app, has_app_context
+
     from app.hubspot.oauth import PortalTokens
 
     return HubSpotClient(
@@ -170,4 +186,6 @@ def hubspot_client(portal, config) -> HubSpotClient:
         tokens=PortalTokens(portal, config),
         version=config["HUBSPOT_API_VERSION"],
         timeout=config["HTTP_TIMEOUT"],
+        limiter=current_app.extensions.get("limiter") if has_app_context() else None,
+        portal_id=portal.id,  # the HubSpot hub id
     )

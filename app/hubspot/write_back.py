@@ -11,7 +11,7 @@ from flask import current_app
 
 from actions.errors import TransientError
 from actions.settings import setting_on
-from app import queue
+from app import metrics, queue
 from app.backoff import write_back_backoff
 from app.extensions import db
 from app.hubspot.client import HubSpotError, hubspot_client
@@ -84,6 +84,7 @@ def postpone(session, document: QuickBooksDocument, reason: str) -> None:
             "document %s: write-back gave up after %s tries: %s", document.id, document.write_back_attempts, reason
         )
         return
+    metrics.retry_scheduled("write_back")
     log.warning("document %s: write-back failed (%s); trying again in %.0fs", document.id, reason, delay)
     queue.enqueue_write_back(document.id, delay=delay)
 

@@ -25,12 +25,14 @@ _company_cache_lock = threading.Lock()
 
 
 class BearerSession:
-    """The `session` python-quickbooks calls: a bearer token, a timeout and transient retries."""
+    """The `session` python-quickbooks calls: a bearer token, a timeout, transient retries and, with
+    `limit(url)` (a context manager), each try waiting for its turn within the company's rate limits."""
 
-    def __init__(self, access_token: str, timeout: float, http=None):
+    def __init__(self, access_token: str, timeout: float, http=None, limit=None):
         self.access_token = access_token
         self.timeout = timeout
         self.http = http or requests.Session()
+        self.limit = limit
         self.last_response = None  # python-quickbooks drops a fault's `element`; we read it from here
 
     def request(self, method, url, headers=None, params=None, data=None):
@@ -40,6 +42,7 @@ class BearerSession:
             url,
             service="QuickBooks",
             timeout=self.timeout,
+            limit=(lambda: self.limit(url)) if self.limit else None,
             headers=headers,
             params=params,
             data=data,
@@ -58,12 +61,14 @@ class BooksClient:
         minor_version: int = 75,
         timeout: float = 30,
         country: str = "",
+        limiter=None,
     ):
         self.realm_id = realm_id
         self.company_name = company_name or realm_id
         self.country = country or ""  # CompanyInfo.Country as read when the company was connected
         self.tokens = tokens  # .access_token(), .refresh(rejected=...)
         self.timeout = timeout
+        self.limiter = limiter  # app.limits.Limiter: this company's requests, shared with every process
         self.http = requests.Session()
         self.qb = QuickBooks(company_id=realm_id, minorversion=minor_version)
         self.qb.api_url_v3 = api_base_url.rstrip("/")
@@ -161,7 +166,8 @@ class BooksClient:
             raise QuickBooksAuthExpired(self.company_name) from exc
 
     def _attempt(self, operation, token):
-        self.qb.session = BearerSession(token, self.timeout, self.http)
+        limit = (lambda url: self.limiter.quickbooks(self.realm_id, url)) if self.limiter else None
+        self.qb.session = BearerSession(token, self.timeout, self.http, limit=limit)
         try:
             return operation()
         except qb_exceptions.AuthorizationException:
@@ -202,7 +208,10 @@ def fault_from_batch(fault: dict, entity: str) -> QuickBooksFault:
 
 
 def books_client(connection, config) -> BooksClient:
-    """The BooksClient for one stored connection, with its tokens refreshed on demand."""
+    """The BooksClient for one stored connection, with its tokens refreshed on demand and, within the app,
+    its requests rate-limited."""
+    from flask import current_app, has_app_context
+
     from app.quickbooks.oauth import ConnectionTokens
 
     return BooksClient(
@@ -213,4 +222,5 @@ def books_client(connection, config) -> BooksClient:
         minor_version=config["QBO_MINOR_VERSION"],
         timeout=config["HTTP_TIMEOUT"],
         country=connection.country or "",
+        limiter=current_app.extensions.get("limiter") if has_app_context() else None,
     )

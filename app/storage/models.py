@@ -232,3 +232,25 @@ class QuickBooksReconciliation(Base):
     attempted_at: Mapped[datetime | None]  # the last pass started (due again RECONCILE_INTERVAL_SECONDS later)
     succeeded_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RateLimitCounter(Base):
+    """Requests admitted in one slice of a rate limit's window (app/limits.py), when the limits of all the
+    processes are shared through the database (no REDIS_URL). Old slices are deleted as the limiter goes."""
+
+    __tablename__ = "rate_limit_counters"
+
+    bucket: Mapped[str] = mapped_column(String(200), primary_key=True)  # "{policy}:{realm or portal}"
+    slice: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # wall clock / slice
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class RateLimitSlot(Base):
+    """One of a key's in-flight slots (app/limits.py): held by one request until its response, or expiry."""
+
+    __tablename__ = "rate_limit_slots"
+
+    bucket: Mapped[str] = mapped_column(String(200), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str | None] = mapped_column(String(64))  # the request's random token; NULL: free
+    expires_at: Mapped[datetime | None]  # a holder that died frees the slot then

@@ -44,6 +44,8 @@ DESCRIBED = {
     ("GET", "/hubspot/cards/documents"),
     ("POST", "/quickbooks/webhooks"),
     ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 }
 # Blueprints whose pages are for a person's browser (session, CSRF forms, OAuth redirects): left out on purpose.

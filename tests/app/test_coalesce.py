@@ -1,0 +1,83 @@
+"""Calls of many threads gathered into one request, each caller answered with its own result."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.coalesce import Coalescer
+
+
+def test_concurrent_calls_share_one_request_and_each_gets_its_answer():
+    coalescer = Coalescer(window=0.2)
+    sent = []
+
+    def send(items):
+        sent.append(list(items))
+        return [item * 10 for item in items]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: coalescer.call("portal-1", n, send), range(8)))
+
+    assert answers == [n * 10 for n in range(8)]
+    assert len(sent) == 1 and sorted(sent[0]) == list(range(8))
+
+
+def test_keys_never_mix():
+    coalescer = Coalescer(window=0.1)
+    sent = []
+
+    def send(items):
+        sent.append(list(items))
+        return items
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda n: coalescer.call(("portal", n % 2), n, send), range(4)))
+
+    assert sorted(sorted(batch) for batch in sent) == [[0, 2], [1, 3]]
+
+
+def test_a_full_batch_goes_at_once_and_the_rest_start_another():
+    coalescer = Coalescer(window=5)  # never waited out: the limit closes each batch
+    sent = []
+    barrier = threading.Barrier(4)
+
+    def send(items):
+        sent.append(len(items))
+        return items
+
+    def call(n):
+        barrier.wait()
+        return coalescer.call("k", n, send, limit=2)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sorted(pool.map(call, range(4))) == [0, 1, 2, 3]
+    assert sent == [2, 2]
+
+
+def test_a_failed_request_fails_every_caller_and_an_item_error_only_its_own():
+    coalescer = Coalescer(window=0.1)
+
+    def refuse(items):
+        raise ConnectionError("HubSpot is away")
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(coalescer.call, "k", n, refuse) for n in range(3)]
+    for future in futures:
+        with pytest.raises(ConnectionError):
+            future.result()
+
+    def one_bad(items):
+        return [ValueError(f"no {item}") if item == 1 else item for item in items]
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {n: pool.submit(coalescer.call, "j", n, one_bad) for n in range(3)}
+    assert futures[0].result() == 0 and futures[2].result() == 2
+    with pytest.raises(ValueError, match="no 1"):
+        futures[1].result()
+
+
+def test_alone_a_call_is_sent_by_itself():
+    coalescer = Coalescer(window=0.01)
+    assert coalescer.call("k", "x", lambda items: [f"{items[0]}!"]) == "x!"
+    assert coalescer.sent == 1
