@@ -94,11 +94,10 @@ bench: $(STAMP)
 
 # The fault and load suite, long: 2,000 executions of the six actions on PostgreSQL + Redis with four worker processes
 # while QuickBooks and HubSpot fail, a worker is killed and PostgreSQL and Redis restart; checks the invariants and
-# prints the figures (README, "Reliability"). Restarts this machine's PostgreSQL and Redis. SOAK_ARGS="--executions N".
-SOAK_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
-SOAK_REDIS_URL ?= redis://127.0.0.1:6379/15
+# prints the figures (README, "Reliability"). It starts a PostgreSQL cluster and a Redis of its own, on free ports, and
+# restarts those (never the machine's). SOAK_ARGS="--executions N --workers N --seconds S --out FILE".
 soak: $(STAMP)
-	TEST_DATABASE_URL=$(SOAK_DATABASE_URL) TEST_REDIS_URL=$(SOAK_REDIS_URL) $(BIN)/python -m tests.soak $(SOAK_ARGS)
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium; it never downloads a browser).
 chromium:

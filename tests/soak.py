@@ -2,7 +2,9 @@
 companies, on the deployment of tests/stack.py, while everything goes wrong at once; then the invariants,
 checked from what the fakes hold, and the figures.
 
-    python -m tests.soak --executions 2000 --workers 4      # `make soak` (PostgreSQL + Redis)
+    python -m tests.soak --executions 2000 --workers 4      # `make soak`
+
+It runs on a PostgreSQL cluster and a Redis server of its own (temporary, on free ports), which it restarts.
 
 tests/test_faults.py runs a short version in CI. Faults injected while the executions are delivered:
 duplicated deliveries (the same callbackId again later, and several at once), QuickBooks 5xx, 429, timeouts
@@ -14,7 +16,6 @@ revoked (its later executions must fail QUICKBOOKS_AUTH_EXPIRED, nothing else).
 
 import argparse
 import json
-import os
 import random
 import statistics
 import sys
@@ -32,7 +33,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.storage.models import Execution
 from tests.scenarios import PAYMENT_PROPERTIES, add_line_items
-from tests.stack import Stack
+from tests.stack import OwnPostgres, OwnRedis, Stack, own_services_available
 
 WIDGET = {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200"}
 SETUP = {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250"}
@@ -284,14 +285,14 @@ class Soak:
         expired = self.expire_access_tokens()
         self.faults["QuickBooks access tokens expired at once"] += expired
         at(0.5)
-        if self.stack.database_url.startswith("postgres"):
+        if self.stack.postgres is not None:
             self.stack.restart_postgres()
             self.faults["PostgreSQL restarted"] += 1
         at(0.6)
         self.revoke_doomed()
         self.faults["QuickBooks refresh token revoked"] += 1
         at(0.7)
-        if self.stack.redis_url:
+        if self.stack.redis is not None:
             self.stack.restart_redis()
             self.faults["Redis restarted (queued jobs lost)"] += 1
         at(0.8)
@@ -483,15 +484,21 @@ def figures(soak: Soak, times: dict, counts: Counter) -> dict:
 
 
 def run_soak(workdir: Path, *, executions: int, workers: int, seconds: float, tenants: int = 3, out=sys.stdout):
-    database_url = os.environ.get("TEST_DATABASE_URL", "")
-    redis_url = os.environ.get("TEST_REDIS_URL", "")
+    """On a PostgreSQL cluster and a Redis of its own (restarting the machine's would disturb everything else)."""
+    if not own_services_available():
+        raise RuntimeError("the fault suite needs PostgreSQL's server binaries and redis-server on this machine")
     settings = {"HTTP_TIMEOUT": "3", "LEASE_SECONDS": "15"}
-    with Stack(workdir, database_url=database_url, redis_url=redis_url, workers=workers, settings=settings) as stack:
-        soak = Soak(stack, executions=executions, tenants=tenants, seconds=seconds)
-        soak.set_up()
-        times = soak.run()
-        problems, counts = soak.check()
-        result = figures(soak, times, counts)
+    postgres, redis = OwnPostgres().start(), OwnRedis(workdir / "redis").start()
+    try:
+        with Stack(workdir, workers=workers, settings=settings, postgres=postgres, redis=redis) as stack:
+            soak = Soak(stack, executions=executions, tenants=tenants, seconds=seconds)
+            soak.set_up()
+            times = soak.run()
+            problems, counts = soak.check()
+            result = figures(soak, times, counts)
+    finally:
+        redis.stop()
+        postgres.stop()
     print(json.dumps(result, indent=2), file=out)
     for problem in problems[:50]:
         print("PROBLEM:", problem, file=out)

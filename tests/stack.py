@@ -6,10 +6,12 @@ PostgreSQL and restart Redis under them.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +29,6 @@ from tests.fakes.hubspot import DEFAULT_SCOPES, FakeHubSpot
 from tests.fakes.quickbooks import FakeQuickBooks
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", ""]
 
 
 def free_port() -> int:
@@ -75,6 +76,115 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.1) -> N
     raise TimeoutError(f"{what} not within {timeout:.0f} s")
 
 
+class OwnPostgres:
+    """A PostgreSQL cluster of the suite's own (initdb in a temporary folder, its own port), so restarting it
+    under load disturbs nothing else on the machine. Runs as the `postgres` user when started as root."""
+
+    def __init__(self, port: int = 0):
+        # A folder of its own directly under the temporary directory: the `postgres` user must reach it, and
+        # pytest's and TemporaryDirectory's folders are private to root.
+        self.folder = Path(tempfile.mkdtemp(prefix="qbo-postgres-"))
+        self.port = port or free_port()
+        self.bin = Path(sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1])
+        self.data = self.folder / "pgdata"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *command: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *command], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> "OwnPostgres":
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self._ctl("start")
+        return self
+
+    def _ctl(self, verb: str) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.folder / "log"),
+            "-m",
+            "fast",
+            "-w",
+            verb,
+        )
+
+    def restart(self) -> None:
+        self._ctl("restart")
+
+    def stop(self) -> None:
+        try:
+            self._ctl("stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class OwnRedis:
+    """A Redis of the suite's own, without persistence (a restart loses every queued job, as configured here)."""
+
+    def __init__(self, folder: Path, port: int = 0):
+        self.folder = Path(folder)
+        self.port = port or free_port()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "OwnRedis":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--pidfile",
+                str(self.folder / "redis.pid"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        wait_until(self.answers, 20, "Redis")
+        return self
+
+    def answers(self) -> bool:
+        ping = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True)
+        return ping.stdout.strip() == b"PONG"
+
+    def restart(self, down_for: float = 1.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def stop(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True)
+        wait_until(lambda: not self.answers(), 10, "Redis to stop")
+
+
+def own_services_available() -> bool:
+    return bool(shutil.which("redis-server")) and bool(list(Path("/usr/lib/postgresql").glob("*/bin/initdb")))
+
+
 class Stack:
     """start(), install() tenants, deliver() executions, kill_worker(), restart_postgres(), restart_redis(), stop()."""
 
@@ -91,11 +201,15 @@ class Stack:
         web_threads: int = 8,
         quickbooks_latency: float = 0.0,
         hubspot_latency: float = 0.0,
+        postgres: "OwnPostgres | None" = None,
+        redis: "OwnRedis | None" = None,
     ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.postgres, self.redis = postgres, redis  # services of its own, which it may restart
+        database_url = postgres.url if postgres else database_url
         self.database_url = database_url or f"sqlite:///{self.workdir / 'qbo-actions.db'}"
-        self.redis_url = redis_url
+        self.redis_url = redis.url if redis else redis_url
         self.worker_count = workers
         self.worker_threads = worker_threads
         self.web_workers = web_workers
@@ -318,20 +432,10 @@ class Stack:
         self.workers.pop()  # start_worker appended it; it replaces the killed one at `index`
 
     def restart_postgres(self) -> None:
-        version = sorted(os.listdir("/etc/postgresql"))[-1]
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
-            check=True,
-            capture_output=True,
-        )
+        self.postgres.restart()
         self.note("PostgreSQL restarted")
 
     def restart_redis(self, down_for: float = 1.0) -> None:
         """Redis restarted without persistence (as configured here): every queued job is gone."""
-        subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True)
-        time.sleep(down_for)
-        subprocess.run(REDIS_START + ["--appendonly", "no"], check=True, capture_output=True)
-        wait_until(
-            lambda: subprocess.run(["redis-cli", "ping"], capture_output=True).stdout.strip() == b"PONG", 20, "Redis"
-        )
+        self.redis.restart(down_for)
         self.note("Redis restarted (its jobs lost)")
