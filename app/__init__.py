@@ -67,9 +67,10 @@ def init_extensions(app):
     db.init_app(app)
     csrf.init_app(app)
     queue.init_app(app)
-    from app import limits
+    from app import coalesce, limits
 
     limits.init_app(app)  # app.extensions["limiter"]: QuickBooks and HubSpot rate limits, shared by all processes
+    coalesce.init_app(app)  # app.extensions["coalescer"]: concurrent HubSpot calls of this process, batched
 
 
 def register_blueprints(app):

@@ -2,12 +2,13 @@
 endpoint of the same account, are gathered and sent together (HubSpot's batch reads and batch callback completion).
 
 The first caller of a key leads: it waits up to `window` seconds for others (less once `limit` are in), sends
-them all in one request, and hands each caller its own answer. Alone, a call costs one window more; under load
-it saves one request per caller. A failure of the shared request is every caller's failure, so nothing is
-ever answered for a call that was not made.
+them all in one request, and hands each caller its own answer. It waits only when the key is busy (another call
+of it began within `busy_within` seconds), so a lone execution is not slowed; under load every call saves
+requests. A failure of the shared request is every caller's failure: nothing is answered for a call not made.
 """
 
 import threading
+import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ DEFAULT_WINDOW = 0.02
 
 @dataclass
 class _Batch:
+    wait: float = 0.0  # how long its leader waits for others
     items: list = field(default_factory=list)
     answers: Sequence | None = None
     error: BaseException | None = None
@@ -26,19 +28,24 @@ class _Batch:
 
 
 class Coalescer:
-    def __init__(self, window: float = DEFAULT_WINDOW):
+    def __init__(self, window: float = DEFAULT_WINDOW, busy_within: float = 0.5):
         self.window = window
+        self.busy_within = busy_within
         self._open: dict[Hashable, _Batch] = {}
+        self._last_call: dict[Hashable, float] = {}
         self._lock = threading.Lock()
         self.sent = 0  # shared requests made (for tests and the benchmark)
 
     def call(self, key: Hashable, item: Any, send: Callable[[list], Sequence], limit: int = 100) -> Any:
         """`send(items)` answers one value per item, in order (an Exception instance is raised to its caller)."""
         with self._lock:
+            now = time.monotonic()
+            busy = now - self._last_call.get(key, float("-inf")) < self.busy_within
+            self._last_call[key] = now
             batch = self._open.get(key)
             leader = batch is None
             if leader:
-                batch = self._open[key] = _Batch()
+                batch = self._open[key] = _Batch(wait=self.window if busy else 0.0)
             index = len(batch.items)
             batch.items.append(item)
             if len(batch.items) >= limit:
@@ -56,8 +63,8 @@ class Coalescer:
         return answer
 
     def _lead(self, key, batch: _Batch, send) -> None:
-        if self.window > 0:
-            batch.full.wait(self.window)
+        if batch.wait > 0:
+            batch.full.wait(batch.wait)
         with self._lock:
             if self._open.get(key) is batch:
                 del self._open[key]  # closed: later callers start another
@@ -73,9 +80,7 @@ class Coalescer:
             batch.done.set()
 
 
-def coalescer(app_extensions: dict, name: str = "coalescer") -> Coalescer:
-    """The process's coalescer, one per app."""
-    found = app_extensions.get(name)
-    if found is None:
-        found = app_extensions.setdefault(name, Coalescer())
-    return found
+def init_app(app) -> None:
+    """app.extensions["coalescer"]: this process's, or None when COALESCE_WINDOW_SECONDS is 0 (each call alone)."""
+    window = float(app.config["COALESCE_WINDOW_SECONDS"])
+    app.extensions["coalescer"] = Coalescer(window=window) if window > 0 else None

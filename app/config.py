@@ -89,6 +89,9 @@ DEFAULTS = {
     "QBO_BATCHES_PER_MINUTE": "120",
     # HubSpot's limit per portal, per 10 seconds.
     "HUBSPOT_REQUESTS_PER_10_SECONDS": "110",
+    # Seconds a HubSpot call waits for other executions' calls of the same kind, to go as one batch request
+    # (batch reads, batch callback completion), when such calls are under way; 0: every call alone.
+    "COALESCE_WINDOW_SECONDS": "0.02",
     # "off": send without waiting for a turn (when something in front of us limits the requests instead).
     "RATE_LIMITS": "on",
     # When set, GET /metrics (Prometheus) wants `Authorization: Bearer <METRICS_TOKEN>`; empty: open to all.

@@ -39,6 +39,7 @@ class HubSpotClient:
         session=None,
         limiter=None,
         portal_id=None,
+        coalescer=None,
     ):
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens  # .access_token() -> str, .refresh(rejected: str) -> str
@@ -47,6 +48,7 @@ class HubSpotClient:
         self.session = session or requests.Session()
         self.limiter = limiter  # app.limits.Limiter: the portal's requests, shared with every process
         self.portal_id = portal_id
+        self.coalescer = coalescer  # app.coalesce.Coalescer: this process's concurrent calls, sent as one batch
 
     @property
     def legacy(self) -> bool:
@@ -55,20 +57,76 @@ class HubSpotClient:
     # -- CRM reads ---------------------------------------------------------------------------------------
 
     def get_object(self, object_type: str, object_id: str, properties: list[str]) -> dict:
-        path = self._objects_path(object_type) + f"/{object_id}"
-        return self._request("GET", path, params={"properties": ",".join(properties)})
+        """One record; gathered with other executions' reads of the same type into one batch read."""
+
+        def one(record_id):
+            path = self._objects_path(object_type) + f"/{record_id}"
+            return self._request("GET", path, params={"properties": ",".join(properties)})
+
+        def many(record_ids):
+            found = {str(o["id"]): o for o in self._batch_read(object_type, record_ids, properties)}
+            missing = HubSpotNotFound(404, f"{object_type} not found", "OBJECT_NOT_FOUND")
+            return [found.get(record_id, missing) for record_id in record_ids]
+
+        return self._gathered(("get", object_type, tuple(properties)), str(object_id), one, many)
 
     def read_objects(self, object_type: str, ids: list[str], properties: list[str]) -> list[dict]:
-        """Batch read in chunks of 100; unknown ids are left out (HubSpot answers 207 for them)."""
-        results = []
-        for start in range(0, len(ids), BATCH_LIMIT):
-            chunk = ids[start : start + BATCH_LIMIT]
-            body = {"properties": properties, "inputs": [{"id": str(i)} for i in chunk]}
+        """Batch read in chunks of 100; unknown ids are left out (HubSpot answers 207 for them). Gathered with
+        other executions' reads of the same type and properties."""
+
+        def many(id_lists):
+            found = {
+                str(o["id"]): o for o in self._batch_read(object_type, [i for ids in id_lists for i in ids], properties)
+            }
+            return [[found[i] for i in ids if i in found] for ids in id_lists]
+
+        wanted = tuple(str(i) for i in ids)
+        if not wanted:
+            return []
+        return self._gathered(("read", object_type, tuple(properties)), wanted, lambda one: many([one])[0], many)
+
+    def _batch_read(self, object_type: str, ids: list[str], properties: list[str]) -> list[dict]:
+        results, unique = [], list(dict.fromkeys(ids))
+        for start in range(0, len(unique), BATCH_LIMIT):
+            chunk = unique[start : start + BATCH_LIMIT]
+            body = {"properties": properties, "inputs": [{"id": i} for i in chunk]}
             results += self._request("POST", self._objects_path(object_type) + "/batch/read", json=body)["results"]
         return results
 
     def associations(self, object_type: str, object_id: str, to_type: str) -> list[dict]:
-        """Every association of one record to one type: [{"toObjectId", "associationTypes"}] (no order promised)."""
+        """Every association of one record to one type: [{"toObjectId", "associationTypes"}] (no order promised).
+        Gathered with other executions' into one batch read; a record with more than a page is read alone."""
+
+        def many(record_ids):
+            answers = self._batch_associations(object_type, to_type, record_ids)
+            return [
+                self._associations_paged(object_type, i, to_type) if a is None else a
+                for i, a in zip(record_ids, answers, strict=True)
+            ]
+
+        record_id = str(object_id)
+        key = ("associations", object_type, to_type)
+        return self._gathered(key, record_id, lambda i: self._associations_paged(object_type, i, to_type), many)
+
+    def _batch_associations(self, object_type: str, to_type: str, record_ids: list[str]) -> list[list | None]:
+        """Each record's associations, or None where this batch cannot tell (more pages, or an error other
+        than "none found"): that record is then read on its own."""
+        prefix = "/crm/v4/associations" if self.legacy else f"/crm/associations/{self.version}"
+        unique = list(dict.fromkeys(record_ids))
+        reply = self._request(
+            "POST", f"{prefix}/{object_type}/{to_type}/batch/read", json={"inputs": [{"id": i} for i in unique]}
+        )
+        found: dict[str, list | None] = {}
+        for result in reply.get("results") or []:
+            paged = ((result.get("paging") or {}).get("next") or {}).get("after")
+            found[str(result["from"]["id"])] = None if paged else list(result.get("to") or [])
+        for error in reply.get("errors") or []:
+            for record_id in (error.get("context") or {}).get("fromObjectId") or []:
+                none_found = str(error.get("subCategory", "")).endswith("NO_ASSOCIATIONS_FOUND")
+                found[str(record_id)] = [] if none_found else None
+        return [found.get(record_id) for record_id in record_ids]
+
+    def _associations_paged(self, object_type: str, object_id: str, to_type: str) -> list[dict]:
         if self.legacy:
             path = f"/crm/v4/objects/{object_type}/{object_id}/associations/{to_type}"
         else:
@@ -123,16 +181,53 @@ class HubSpotClient:
     # -- callbacks ---------------------------------------------------------------------------------------
 
     def complete_callback(self, callback_id: str, output_fields: dict[str, str]) -> None:
-        body = {"outputFields": output_fields, "typedOutputs": {}}
+        """Complete one callback; gathered with other executions' completions into one batch completion."""
+        item = {"callbackId": callback_id, "outputFields": output_fields, "typedOutputs": {}}
+        self._gathered(("complete",), item, self._complete_one, self._complete_many)
+
+    def _complete_one(self, item: dict) -> None:
+        body = {"outputFields": item["outputFields"], "typedOutputs": item["typedOutputs"]}
+        self._callbacks_request(f"/{item['callbackId']}/complete", body)
+
+    def _complete_many(self, items: list[dict]) -> list:
+        try:
+            self._callbacks_request("/complete", {"inputs": items})
+        except HubSpotError:
+            # HubSpot refuses the whole batch for one bad callback (one already completed, say): each on its
+            # own, so each gets its own answer and the others still complete.
+            return [self._answer_of(self._complete_one, item) for item in items]
+        return [None] * len(items)
+
+    def _callbacks_request(self, tail: str, body: dict) -> None:
         if self.legacy:
-            self._request("POST", f"/automation/v4/actions/callbacks/{callback_id}/complete", json=body)
+            self._request("POST", f"/automation/v4/actions/callbacks{tail}", json=body)
             return
         try:
-            self._request("POST", f"/automation/actions/callbacks/{self.version}/{callback_id}/complete", json=body)
+            self._request("POST", f"/automation/actions/callbacks/{self.version}{tail}", json=body)
         except HubSpotNotFound:
             # Older accounts may not route the date-versioned path yet; v4 is supported until 2027-03-30.
-            log.info("date-versioned callback path not found; completing %s through v4", callback_id)
-            self._request("POST", f"/automation/v4/actions/callbacks/{callback_id}/complete", json=body)
+            log.info("date-versioned callback path not found; completing through v4")
+            self._request("POST", f"/automation/v4/actions/callbacks{tail}", json=body)
+
+    # -- gathering calls across executions --------------------------------------------------------------
+
+    def _gathered(self, key: tuple, item, one, many):
+        """`one(item)` when this process has no coalescer or nothing else to send with it, else `many(items)`
+        for every caller with the same key (answers in order; an exception instance is that caller's error)."""
+        if self.coalescer is None:
+            return one(item)
+
+        def send(items):
+            return [one(items[0])] if len(items) == 1 else many(items)
+
+        return self.coalescer.call((self.base_url, self.portal_id, *key), item, send, limit=BATCH_LIMIT)
+
+    @staticmethod
+    def _answer_of(function, item):
+        try:
+            return function(item)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller it belongs to, and raised there
+            return exc
 
     # -- plumbing ----------------------------------------------------------------------------------------
 
@@ -188,4 +283,5 @@ def hubspot_client(portal, config) -> HubSpotClient:
         timeout=config["HTTP_TIMEOUT"],
         limiter=current_app.extensions.get("limiter") if has_app_context() else None,
         portal_id=portal.id,  # the HubSpot hub id
+        coalescer=current_app.extensions.get("coalescer") if has_app_context() else None,
     )

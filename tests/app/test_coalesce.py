@@ -1,6 +1,7 @@
 """Calls of many threads gathered into one request, each caller answered with its own result."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -8,8 +9,16 @@ import pytest
 from app.coalesce import Coalescer
 
 
+def busy(coalescer: Coalescer, *keys) -> None:
+    """A call of each key just now: the next ones wait for company (a lone call does not)."""
+    for key in keys:
+        coalescer.call(key, None, lambda items: items)
+    coalescer.sent = 0
+
+
 def test_concurrent_calls_share_one_request_and_each_gets_its_answer():
     coalescer = Coalescer(window=0.2)
+    busy(coalescer, "portal-1")
     sent = []
 
     def send(items):
@@ -25,6 +34,7 @@ def test_concurrent_calls_share_one_request_and_each_gets_its_answer():
 
 def test_keys_never_mix():
     coalescer = Coalescer(window=0.1)
+    busy(coalescer, ("portal", 0), ("portal", 1))
     sent = []
 
     def send(items):
@@ -39,6 +49,7 @@ def test_keys_never_mix():
 
 def test_a_full_batch_goes_at_once_and_the_rest_start_another():
     coalescer = Coalescer(window=5)  # never waited out: the limit closes each batch
+    busy(coalescer, "k")
     sent = []
     barrier = threading.Barrier(4)
 
@@ -57,6 +68,7 @@ def test_a_full_batch_goes_at_once_and_the_rest_start_another():
 
 def test_a_failed_request_fails_every_caller_and_an_item_error_only_its_own():
     coalescer = Coalescer(window=0.1)
+    busy(coalescer, "k", "j")
 
     def refuse(items):
         raise ConnectionError("HubSpot is away")
@@ -77,7 +89,8 @@ def test_a_failed_request_fails_every_caller_and_an_item_error_only_its_own():
         futures[1].result()
 
 
-def test_alone_a_call_is_sent_by_itself():
-    coalescer = Coalescer(window=0.01)
+def test_alone_a_call_is_sent_by_itself_at_once():
+    coalescer = Coalescer(window=5)
+    started = time.monotonic()
     assert coalescer.call("k", "x", lambda items: [f"{items[0]}!"]) == "x!"
-    assert coalescer.sent == 1
+    assert coalescer.sent == 1 and time.monotonic() - started < 1  # nothing under way: no waiting
