@@ -163,8 +163,24 @@ class HubSpotClient:
         self._properties_request("POST", object_type, "/batch/create", json={"inputs": properties})
 
     def update_object(self, object_type: str, object_id: str, properties: dict[str, str]) -> dict:
-        path = self._objects_path(object_type) + f"/{object_id}"
-        return self._request("PATCH", path, json={"properties": properties})
+        """Change one record's properties; gathered with other executions' changes into one batch update."""
+
+        def one(item):
+            path = self._objects_path(object_type) + f"/{item['id']}"
+            return self._request("PATCH", path, json={"properties": item["properties"]})
+
+        def many(items):
+            if len({item["id"] for item in items}) < len(items):  # one record twice: each change on its own
+                return [self._answer_of(one, item) for item in items]
+            try:
+                reply = self._request("POST", self._objects_path(object_type) + "/batch/update", json={"inputs": items})
+            except HubSpotError:  # refused as a whole for one bad change: each on its own, each its own answer
+                return [self._answer_of(one, item) for item in items]
+            updated = {str(record["id"]): record for record in reply.get("results") or []}
+            return [updated.get(item["id"]) or self._answer_of(one, item) for item in items]
+
+        item = {"id": str(object_id), "properties": properties}
+        return self._gathered(("update", object_type), item, one, many)
 
     def _properties_request(self, method: str, object_type: str, tail: str, **kwargs):
         """Date-versioned Properties API, falling back to v3 where the account does not route it yet."""

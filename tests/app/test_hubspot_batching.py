@@ -3,6 +3,7 @@ reads and callback completions go as one batch request each, and every execution
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -144,3 +145,18 @@ def test_a_lone_call_uses_the_single_record_endpoint_at_once(fake_hubspot, clien
     fake_hubspot.requests.clear()
     assert crm[0].get_object("deals", deal, ["dealname"])["properties"]["dealname"] == "Alone"
     assert api_requests(fake_hubspot) == [f"GET /crm/objects/2026-03/deals/{deal}"]
+
+
+def test_record_updates_go_as_one_batch_update(fake_hubspot, clients):
+    crm, coalescer = clients
+    portal = fake_hubspot.portal(PORTAL_ID)
+    deals = [str(portal.add("deals", {"dealname": f"Deal {n}"})) for n in range(PORTALS)]
+    prime(coalescer, (crm[0].base_url, PORTAL_ID, "update", "deals"))
+    fake_hubspot.requests.clear()
+
+    at_once(
+        [partial(c.update_object, "deals", d, {"dealname": f"Renamed {d}"}) for d, c in zip(deals, crm, strict=True)]
+    )
+
+    assert [portal.get("deals", d)["properties"]["dealname"] for d in deals] == [f"Renamed {d}" for d in deals]
+    assert api_requests(fake_hubspot) == ["POST /crm/objects/2026-03/deals/batch/update"]
