@@ -1,31 +1,35 @@
 """Create a QuickBooks expense for the processing fee of a HubSpot payment."""
 
 from actions.context import ActionContext, ActionResult
-from actions.errors import ActionError
-from actions.steps.accounts import funding_account, purchase_payment_type
-from actions.steps.company import company_profile
+from actions.errors import ActionError, Refused
+from actions.steps.accounts import ask_funding_account, chosen_account_id, funding_account, purchase_payment_type
+from actions.steps.company import CompanyProfile, company_profile
 from actions.steps.currency import check_account_currency, document_currency
 from actions.steps.documents import create_document, tracking_note
+from actions.steps.memory import TRUSTED, Memory, after_refusal
 from actions.steps.payments import payment_fee
+from actions.steps.query import Questions
 from actions.steps.source import Source, as_date, load_source
-from actions.steps.vendors import payments_vendor
+from actions.steps.vendors import ask_payments_vendor, payments_vendor
 
 ENTITY = "Purchase"
+PAID_FROM = ("payment_account", "Paid from")
 
 
 def run(ctx: ActionContext) -> ActionResult:
     source = load_source(ctx, with_line_items=False)
     fee = payment_fee(source)
-    paid_from = funding_account(ctx, "payment_account", "Paid from")
-    company = company_profile(ctx)
-    currency = document_currency(ctx, company, source)
-    check_account_currency(paid_from, currency, company, "Paid from")
+    chosen_account_id(ctx, *PAID_FROM)  # the action's own fields first, before QuickBooks is asked anything
     if not ctx.input("expense_account"):
         raise ActionError(
             "INVALID_INPUT",
             reason="The 'Expense account' field is empty: choose the QuickBooks "
             "expense account for payment fees, for example Bank charges.",
         )
+    company = company_profile(ctx)
+    currency = document_currency(ctx, company, source)
+    payee = Payee(company, currency)
+    payee.resolve(ctx, TRUSTED)
     line = {
         "DetailType": "AccountBasedExpenseLineDetail",
         "Amount": float(fee),
@@ -34,10 +38,7 @@ def run(ctx: ActionContext) -> ActionResult:
     }
     if not company.in_us and ctx.settings.get("default_tax_code"):  # outside the US every line names a tax code
         line["AccountBasedExpenseLineDetail"]["TaxCodeRef"] = {"value": str(ctx.settings["default_tax_code"])}
-    body = {
-        "PaymentType": purchase_payment_type(paid_from),
-        "AccountRef": {"value": str(paid_from["Id"])},
-        "EntityRef": {"value": payments_vendor(ctx, currency, company.home_currency), "type": "Vendor"},
+    body = payee.fields() | {
         "Line": [line],
         "PrivateNote": f"Fee for HubSpot {describe(source)}. {tracking_note(ctx, source.label)}",
     }
@@ -46,7 +47,58 @@ def run(ctx: ActionContext) -> ActionResult:
     date = as_date(source.record.get("hs_payout_date")) or source.date
     if date:
         body["TxnDate"] = date
-    return ActionResult(document=create_document(ctx, ENTITY, body, step="expense"), entity=ENTITY)
+    document = create_document(ctx, ENTITY, body, step="expense", again=lambda refused: payee.again(ctx, body, refused))
+    return ActionResult(document=document, entity=ENTITY)
+
+
+class Payee:
+    """The account the fee was paid from and the vendor it was paid to: remembered, or read in one request."""
+
+    def __init__(self, company: CompanyProfile, currency: str):
+        self.company = company
+        self.currency = currency
+        self.paid_from: dict = {}
+        self.vendor_id = ""
+        self.vendor_chosen = False  # in the action's 'Vendor' field: not ours to resolve
+        self.from_memory: set[str] = set()  # "account", "vendor": written with as remembered, unchecked
+
+    def resolve(self, ctx, memory: Memory) -> None:
+        """Both, from memory as far as `memory` allows (the vendor again only when a refusal may be about it)."""
+        questions = Questions()
+        asked_account = ask_funding_account(ctx, *PAID_FROM, questions, memory)
+        asked_vendor = None
+        if not self.vendor_id or not memory.trusts("vendor"):
+            asked_vendor = ask_payments_vendor(ctx, questions, self.currency, self.company.home_currency, memory)
+        questions.send(ctx)
+        self.paid_from = funding_account(ctx, asked_account)
+        check_account_currency(self.paid_from, self.currency, self.company, PAID_FROM[1])
+        self.from_memory.discard("account")
+        if asked_account.remembered:
+            self.from_memory.add("account")
+        if asked_vendor is not None:
+            self.vendor_id = payments_vendor(ctx, asked_vendor)
+            self.vendor_chosen = bool(asked_vendor.chosen)
+            self.from_memory.discard("vendor")
+            if asked_vendor.remembered:
+                self.from_memory.add("vendor")
+
+    def fields(self) -> dict:
+        return {
+            "PaymentType": purchase_payment_type(self.paid_from),
+            "AccountRef": {"value": str(self.paid_from["Id"])},
+            "EntityRef": {"value": self.vendor_id, "type": "Vendor"},
+        }
+
+    def again(self, ctx, body: dict, refused: Refused) -> dict | None:
+        """QuickBooks refused the expense naming a gone or inactive account or vendor: the body once more, or None."""
+        resolved = {"account"} if self.vendor_chosen else {"account", "vendor"}
+        memory = after_refusal(ctx, ENTITY, refused, from_memory=self.from_memory, resolved=resolved)
+        if memory is None:
+            return None
+        if not memory.resend:
+            self.resolve(ctx, memory)
+            body |= self.fields()
+        return body
 
 
 def describe(source: Source) -> str:

@@ -13,7 +13,6 @@ from actions.steps.payments import (
     check_not_invoice_payment,
     check_total_is_paid,
     check_untaxed_lines,
-    money_movement,
 )
 from actions.steps.sales import PendingLines, load_sales_source, prepare_sales_document
 from actions.steps.source import Source
@@ -26,10 +25,22 @@ def run(ctx: ActionContext) -> ActionResult:
     check_not_invoice_payment(ctx, source)
     if in_us(ctx):  # like HubSpot's own action; elsewhere the lines' tax codes apply
         check_untaxed_lines(source.line_items)
-    document = prepare_sales_document(ctx, source, check=lambda lines: check_payable(source, lines))
-    movement = money_movement(ctx, source, account_input="deposit_account")  # looked up before the invoice exists
+    document = prepare_sales_document(
+        ctx,
+        source,
+        check=lambda lines: check_payable(source, lines),
+        money_account="deposit_account",  # looked up before the invoice exists
+        money_on_document=False,  # on the payment
+    )
+    movement = document.movement
     invoice = document.write(ctx, ENTITY, step="invoice")
-    payment = create_document(ctx, "Payment", payment_body(ctx, source, invoice) | movement, step="payment")
+    body = payment_body(ctx, source, invoice)
+
+    def again(refused):  # QuickBooks refused the remembered payment method: the body with it resolved again
+        moved = movement.again(ctx, source, "Payment", refused)
+        return None if moved is None else body | moved.fields
+
+    payment = create_document(ctx, "Payment", body | movement.fields, step="payment", again=again)
     return ActionResult(
         document=invoice,
         entity=ENTITY,

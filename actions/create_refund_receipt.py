@@ -2,7 +2,7 @@
 
 from actions.context import ActionContext, ActionResult
 from actions.errors import ActionError
-from actions.steps.payments import check_fully_refunded, money_movement, refund_date
+from actions.steps.payments import check_fully_refunded, refund_date
 from actions.steps.sales import load_sales_source, prepare_sales_document
 
 ENTITY = "RefundReceipt"
@@ -17,7 +17,6 @@ def run(ctx: ActionContext) -> ActionResult:
             reason="The 'Refund from' field is empty: QuickBooks needs the bank or "
             "credit card account the refund was paid from.",
         )
-    document = prepare_sales_document(ctx, source)
-    document.body |= money_movement(ctx, source, account_input="payment_account")
+    document = prepare_sales_document(ctx, source, money_account="payment_account")
     document.body["TxnDate"] = refund_date(source)
     return document.create(ctx, ENTITY, step="refund_receipt")

@@ -302,3 +302,83 @@ def _doc_number_from(detail: str) -> str:
 def in_words(entity: str) -> str:
     """QuickBooks' entity name as a HubSpot admin would say it: SalesReceipt → sales receipt."""
     return re.sub(r"(?<!^)(?=[A-Z])", " ", entity or "").lower()
+
+
+# -- references QuickBooks no longer holds --------------------------------------------------------------------
+
+# A document is written with references remembered from earlier executions (actions/steps/memory.py) without
+# asking QuickBooks first; these faults say one of them is gone (deleted, merged) or inactive.
+REFERENCE_FAULT_CODES = {610, 2500}
+# The remembered references by the element a fault names: the header's AccountRef is a purchase's funding account,
+# a line's AccountRef (Line.AccountBasedExpenseLineDetail.AccountRef) is chosen in the action and never remembered.
+REFERENCE_ELEMENTS = {
+    "CustomerRef": "customer",
+    "ItemRef": "item",
+    "PaymentMethodRef": "payment_method",
+    "EntityRef": "vendor",
+}
+HEADER_REFERENCES = {"AccountRef": "account"}
+# 6000-series faults with a meaning of their own are never about a stale reference.
+NOT_REFERENCE_FAULTS = {6070, 6100, 6140, 6210, 6240}
+# Without an element, the words that tell which kind of record a fault is about ("(Customer Id=58)").
+REFERENCE_WORDS = {
+    "customer": "customer",
+    "item": "item",
+    "product": "item",
+    "payment method": "payment_method",
+    "vendor": "vendor",
+    "payee": "vendor",
+    "account": "account",
+}
+GONE_WORDS = ("inactive", "deleted", "not found", "does not exist", "no longer exists", "invalid reference")
+
+
+@dataclass(frozen=True)
+class Refused:
+    """What a QuickBooks fault says about the references a document named."""
+
+    fault: QuickBooksFault
+    kinds: frozenset[str]  # customer, item, payment_method, vendor, account; empty: it does not say which
+    named: bool  # the fault points at the reference itself (its element or record id), not in general words
+
+    def about(self, kind: str) -> bool:
+        """Could this kind of reference be the one refused? (QuickBooks reports only the first bad one.)"""
+        return not self.kinds or kind in self.kinds
+
+    def describe(self) -> str:
+        where = f" on {self.fault.element}" if self.fault.element else ""
+        detail = f": {self.fault.detail.rstrip('.')}" if self.fault.detail else ""
+        return f"fault {self.fault.code} {self.fault.message.rstrip('.')}{where}{detail}"
+
+
+def refused_references(fault: QuickBooksFault) -> Refused | None:
+    """The references a fault says are gone or inactive (610, 2500, a 6000-series rule about a reference), or None
+    when the fault is about something else."""
+    element = fault.element or ""
+    last = element.rsplit(".", 1)[-1]
+    kind = REFERENCE_ELEMENTS.get(last) or (HEADER_REFERENCES.get(element) if "." not in element else None)
+    text = f"{fault.message} {fault.detail}".lower()
+    if fault.code in REFERENCE_FAULT_CODES:
+        if element:
+            return Refused(fault, frozenset({kind}) if kind else frozenset({"other"}), named=bool(kind))
+        named = named_kinds(text, ids_only=True)
+        return Refused(fault, named, named=bool(named))
+    if not 6000 <= fault.code < 7000 or fault.code in NOT_REFERENCE_FAULTS or fault.mentions("service date"):
+        return None
+    if kind:
+        return Refused(fault, frozenset({kind}), named=True)
+    if element == "CurrencyRef" or not element:
+        # A record in another currency than the document's, or one QuickBooks says is gone, in words.
+        gone = any(word in text for word in GONE_WORDS) or element == "CurrencyRef"
+        kinds = named_kinds(text)
+        if gone and kinds:
+            return Refused(fault, kinds, named=True)
+    return None
+
+
+def named_kinds(text: str, *, ids_only: bool = False) -> frozenset[str]:
+    """The kinds of record a fault's words name: "(Customer Id=58)" always, plain words unless ids_only."""
+    found = {kind for word, kind in REFERENCE_WORDS.items() if re.search(rf"\b{word}\s+id\s*=", text)}
+    if not ids_only and not found:
+        found = {kind for word, kind in REFERENCE_WORDS.items() if re.search(rf"\b{word}", text)}
+    return frozenset(found)

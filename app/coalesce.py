@@ -28,16 +28,31 @@ class _Batch:
 
 
 class Coalescer:
-    def __init__(self, window: float = DEFAULT_WINDOW, busy_within: float = 0.5):
+    def __init__(self, window: float = DEFAULT_WINDOW, busy_within: float | None = None):
         self.window = window
-        self.busy_within = busy_within
+        self.busy_within = max(0.5, 5 * window) if busy_within is None else busy_within
         self._open: dict[Hashable, _Batch] = {}
         self._last_call: dict[Hashable, float] = {}
         self._lock = threading.Lock()
         self.sent = 0  # shared requests made (for tests and the benchmark)
 
-    def call(self, key: Hashable, item: Any, send: Callable[[list], Sequence], limit: int = 100) -> Any:
-        """`send(items)` answers one value per item, in order (an Exception instance is raised to its caller)."""
+    def call(
+        self,
+        key: Hashable,
+        item: Any,
+        send: Callable[[list], Sequence],
+        limit: int = 100,
+        before_joining: Callable[[], None] | None = None,
+    ) -> Any:
+        """`send(items)` answers one value per item, in order (an Exception instance is raised to its caller).
+
+        `before_joining()`, when given, runs before the item may go with others; when the key is not busy the
+        item is sent alone without it (a write whose batch carries no idempotency key of its own marks itself
+        first, so a retry after an unanswered batch knows to look before writing again)."""
+        if before_joining is not None:
+            if not self._busy(key):
+                return self._alone(key, item, send)
+            before_joining()
         with self._lock:
             now = time.monotonic()
             busy = now - self._last_call.get(key, float("-inf")) < self.busy_within
@@ -58,6 +73,19 @@ class Coalescer:
         if batch.error is not None:
             raise batch.error
         answer = batch.answers[index]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def _busy(self, key: Hashable) -> bool:
+        with self._lock:
+            return time.monotonic() - self._last_call.get(key, float("-inf")) < self.busy_within
+
+    def _alone(self, key: Hashable, item: Any, send) -> Any:
+        with self._lock:
+            self._last_call[key] = time.monotonic()
+        self.sent += 1
+        answer = send([item])[0]
         if isinstance(answer, Exception):
             raise answer
         return answer

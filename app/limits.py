@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 SLICES = 10
 # Longest an acquisition waits before the job gives up its try (TransientError: it is retried later).
 MAX_WAIT = 120.0
-# How long a store that failed is left alone (requests are limited in-process meanwhile).
-STORE_RETRY_SECONDS = 10.0
+# A store that failed is left alone until the next whole second of the wall clock: every process tries it again
+# at the same moment, so they never split between two stores (each would admit a full share) for longer than
+# the slice of headroom covers.
+STORE_RETRY_SECONDS = 1.0
 WARN_EVERY_SECONDS = 60.0
 # Every this many increments a store deletes slices that no window can reach any more.
 CLEANUP_EVERY = 100
@@ -72,8 +74,10 @@ class Policy:
 
     @property
     def per_slice(self) -> int:
-        """Requests one slice admits: any window overlaps at most slices + 1 slices."""
-        return self.limit // (self.slices + 1)
+        """Requests one slice admits. Any window overlaps at most slices + 1 slices; one slice more of headroom
+        covers a request that reaches the service a little after its turn, and the turns counted in another
+        store when the shared one fails over."""
+        return max(1, self.limit // (self.slices + 2))
 
     @property
     def service(self) -> str:
@@ -283,8 +287,10 @@ class Limiter:
         hubspot: Policy | None = None,
         max_wait: float = MAX_WAIT,
         slot_ttl: float = 65.0,
+        backup=None,
     ):
         self.store = store if store is not None else MemoryStore()
+        self.backup = backup  # shared too (the database behind Redis): used while the store is down
         self.fallback = self.store if isinstance(self.store, MemoryStore) else MemoryStore()
         self.enabled = enabled
         self.quickbooks_requests, self.quickbooks_batches = quickbooks or quickbooks_policies(DEFAULT_CONFIG)
@@ -294,7 +300,7 @@ class Limiter:
         self.waited_seconds = 0.0
         self.fallbacks = 0  # store operations that were done in-process because the store failed
         self._lock = threading.Lock()
-        self._store_down_until = 0.0
+        self._down_until: dict[int, float] = {}  # id(store) → until when it is left alone
         self._warned_at = -math.inf
 
     # -- what the clients call ---------------------------------------------------------------------------
@@ -363,8 +369,12 @@ class Limiter:
         width = policy.slice_seconds
         number = math.floor(time.time() / width)
         keep = 2 * width + 1.0
-        count, _ = self._in_store(lambda store: store.increment(bucket, number, keep))
-        if count <= policy.per_slice:
+        count, store = self._in_store(lambda store: store.increment(bucket, number, keep))
+        # In-process only (every shared store down): each process counts alone, so each takes a quarter.
+        allowed = (
+            policy.per_slice if store is not self.fallback or self.store is self.fallback else policy.per_slice // 4
+        )
+        if count <= max(1, allowed):
             return None
         return (number + 1) * width + random.uniform(0.002, 0.010)  # jitter: the waiters do not all wake at once
 
@@ -384,7 +394,7 @@ class Limiter:
             try:
                 slot.store.release(slot.bucket, slot.number, slot.holder)
             except slot.store.errors as exc:  # its TTL frees it
-                self._store_failed(exc)
+                self._store_failed(slot.store, exc)
         slots.clear()
 
     def _sleep_until(self, wake_at: float, deadline: float, policy: Policy) -> None:
@@ -411,30 +421,34 @@ class Limiter:
     # -- a store that fails ------------------------------------------------------------------------------
 
     def _in_store(self, operation) -> tuple[object, object]:
-        """(what operation(store) answered, the store that answered it: the shared one, or the fallback)."""
-        store = self.store
-        if store is not self.fallback and time.monotonic() >= self._store_down_until:
+        """(what operation(store) answered, the store that answered it): the shared store, else its backup
+        (also shared), else this process's own."""
+        for store in (self.store, self.backup):
+            if store is None or store is self.fallback or time.time() < self._down_until.get(id(store), 0):
+                continue
             try:
                 return operation(store), store
             except store.errors as exc:
-                self._store_failed(exc)
+                self._store_failed(store, exc)
         with self._lock:
-            self.fallbacks += store is not self.fallback
+            self.fallbacks += self.store is not self.fallback
         return operation(self.fallback), self.fallback
 
-    def _store_failed(self, exc: Exception) -> None:
+    def _store_failed(self, store, exc: Exception) -> None:
         now = time.monotonic()
         with self._lock:
-            self._store_down_until = now + STORE_RETRY_SECONDS
+            self._down_until[id(store)] = (math.floor(time.time() / STORE_RETRY_SECONDS) + 1) * STORE_RETRY_SECONDS
             warn = now - self._warned_at >= WARN_EVERY_SECONDS
             if warn:
                 self._warned_at = now
         if warn:
+            instead = "the database" if store is self.store and self.backup is not None else "this process only"
             log.warning(
-                "rate limits: %s failed (%s: %s); limiting in this process only until it answers again",
-                type(self.store).__name__,
+                "rate limits: %s failed (%s: %s); limiting through %s until it answers again",
+                type(store).__name__,
                 type(exc).__name__,
                 str(exc)[:200],
+                instead,
             )
 
 
@@ -444,17 +458,18 @@ def init_app(app) -> None:
     if config["RATE_LIMITS"] == "off":
         app.extensions["limiter"] = Limiter(enabled=False)
         return
+    from app.extensions import db
+
+    store, backup = DatabaseStore(db.engine), None
     if config["REDIS_URL"]:
         import redis
 
-        # Short timeouts: an unreachable Redis must cost a request little before the in-process fallback.
-        store = RedisStore(redis.Redis.from_url(config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=2))
-    else:
-        from app.extensions import db
-
-        store = DatabaseStore(db.engine)
+        # Short timeouts: an unreachable Redis must cost a request little before the database takes over.
+        redis_client = redis.Redis.from_url(config["REDIS_URL"], socket_connect_timeout=0.25, socket_timeout=1)
+        store, backup = RedisStore(redis_client), store
     app.extensions["limiter"] = Limiter(
         store,
+        backup=backup,
         quickbooks=quickbooks_policies(config),
         hubspot=hubspot_policy(config),
         slot_ttl=2 * float(config["HTTP_TIMEOUT"]) + 5,

@@ -11,18 +11,27 @@ MAX_PORTAL_ID = 2**63 - 1  # a BigInteger column
 MAX_RECORD_ID = 64  # executions.object_id and object_type are String(64)
 
 
+class WholeNumber(fields.Integer):
+    """An integer (or, unless strict, a string of digits); never a fraction, which int() would quietly cut."""
+
+    def _validated(self, value):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class OriginSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
-    portalId = fields.Integer(
+    portalId = WholeNumber(
         required=True,
         strict=False,
         validate=validate.Range(min=1, max=MAX_PORTAL_ID),
         metadata={"description": "The HubSpot account (hub) id; a string of digits is read as the number."},
     )
-    actionDefinitionId = fields.Integer(load_default=None)
-    actionDefinitionVersion = fields.Integer(load_default=None)
+    actionDefinitionId = WholeNumber(load_default=None)
+    actionDefinitionVersion = WholeNumber(load_default=None)
 
 
 class ObjectSchema(Schema):

@@ -6,6 +6,9 @@ are set (CI sets both, and there a skipped back-end test is a failure).
 
 import json
 import os
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -323,3 +326,42 @@ def invoice_of(books, fields) -> dict:
     """The invoice a successful run created."""
     assert fields["hs_execution_state"] == "SUCCESS", fields
     return books.get("Invoice", fields["quickbooks_document_id"])
+
+
+@pytest.fixture
+def start_worker(app, app_config, tmp_path):
+    """Start the real consumer (`flask worker`) in a subprocess with the app's config; stopped after the test."""
+    processes = []
+
+    def start(**extra_env):
+        env = {
+            **os.environ,
+            **{k: str(v) for k, v in app_config.items() if k not in ("TESTING", "QUEUE_IMMEDIATE")},
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "WORKER_THREADS": "2",
+            **extra_env,
+        }
+        log = open(tmp_path / f"worker-{len(processes)}.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        processes.append((process, log))
+        return process
+
+    yield start
+    for process, log in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False

@@ -54,6 +54,7 @@ WRITES = {
     "create_expense": {"Purchase": 1},
     "create_refund_receipt": {"RefundReceipt": 1},
 }
+TRANSACTIONS = ("Invoice", "Estimate", "SalesReceipt", "Payment", "Purchase", "RefundReceipt")
 DOOMED = "QUICKBOOKS_AUTH_EXPIRED"  # the one failure expected: the company whose refresh token is revoked
 
 
@@ -385,7 +386,11 @@ class Soak:
                     f"stored {execution.outcome}"
                 )
             written = documents.get(planned.callback_id, Counter())
-            journal = Counter(write.get("entity") for write in (execution.quickbooks_writes or {}).values())
+            journal = Counter(  # the transactions it wrote (a customer or vendor it created is not one)
+                w.get("entity")
+                for w in (execution.quickbooks_writes or {}).values()
+                if w.get("id") and w.get("entity") in TRANSACTIONS
+            )
             if execution.outcome == "SUCCESS" and planned.same_as is None:
                 expected = Counter(WRITES[planned.action])
             elif execution.outcome == "SUCCESS":
@@ -419,7 +424,7 @@ class Soak:
         found: dict[str, Counter] = {}
         for tenant in self.tenants:
             books = self.stack.quickbooks.company(tenant.realm_id)
-            for entity in ("Invoice", "Estimate", "SalesReceipt", "Payment", "Purchase", "RefundReceipt"):
+            for entity in TRANSACTIONS:
                 for record in books.all(entity):
                     note = record.get("PrivateNote") or ""
                     if "(execution " in note:

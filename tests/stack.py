@@ -419,7 +419,7 @@ class Stack:
     # -- faults ------------------------------------------------------------------------------------------
 
     def note(self, what: str) -> None:
-        self.events.append((time.monotonic(), what))
+        self.events.append((time.time(), what))
 
     def kill_worker(self, index: int = 0, restart_after: float = 1.0) -> None:
         """SIGKILL one worker in the middle of its jobs, then start another in its place (same host)."""

@@ -1,35 +1,85 @@
-"""resolve_customer: the QuickBooks customer for the billed party, remembered, found, or created.
+"""ask_customer / resolve_customer: the QuickBooks customer for the billed party, remembered, found, or created.
 
 Contacts match by email (sync_filters mode) or by first name, last name and email (legacy mode);
 companies match by name. QuickBooks display names are unique across customers, vendors and
 employees, so a name is checked before it is used and disambiguated (or refused) when taken.
 
-A cold lookup is one QuickBooks request: the match query and the display-name checks travel in one
-/batch, so creating a customer costs that batch and the create.
+A remembered customer costs no QuickBooks request: the document is written with it, and QuickBooks refusing it
+as gone or inactive has it matched again (actions/steps/memory.py). A cold lookup asks its questions (the match
+query and the display-name checks) together with the document's other reads, in one /batch; creating a customer
+costs that and the create.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actions.errors import ActionError, QuickBooksFault
-from actions.steps.query import literal, literal_list
+from actions.steps.memory import TRUSTED, Memory, recall
+from actions.steps.query import Question, Questions, literal, literal_list
 from actions.steps.source import Party
 
 DUPLICATE_NAME = 6240
-NOT_QUERYABLE = 4001
 NAME_NAMESPACES = ("Customer", "Vendor", "Employee")
 MAX_NAME_TRIES = 20
 DISPLAY_NAME_LENGTH = 100  # QuickBooks allows 500; 100 keeps names readable on forms and in lists
+FACTS = ("currency", "name")  # what a remembered customer is written with: its currency, its display name
+REMEMBERED = "remembered from an earlier execution"
 
 
-def resolve_customer(ctx, party: Party) -> dict:
-    customer, how = remembered_customer(ctx, party), "remembered from an earlier execution"
+@dataclass
+class CustomerQuestions:
+    """What resolving the party's customer needs from QuickBooks, asked with the document's other reads."""
+
+    party: Party
+    remembered: dict | None = None  # the customer as remembered, written with unchecked
+    remembered_id: str = ""  # a remembered customer to check in QuickBooks first
+    check: Question | None = None
+    matches: Question | None = None
+    names: Question | None = None
+    candidates: list[str] = field(default_factory=list)
+
+
+def ask_customer(ctx, party: Party, questions: Questions, memory: Memory = TRUSTED) -> CustomerQuestions:
+    """Use the remembered customer when memory allows; otherwise ask who matches (and which names are taken)."""
+    asked = CustomerQuestions(party)
+    recalled = recall(ctx, party.kind, party.mapping_key, FACTS) if party.record.id else None
+    if recalled and memory.forgets("customer"):
+        forget_customer(ctx, party, recalled[0], f"QuickBooks refused it: {memory.refused.describe()}")
+        recalled = None
+    if recalled:
+        customer_id, facts = recalled
+        if facts is not None and memory.trusts("customer"):
+            remembered = {"Id": customer_id, "DisplayName": facts["name"], "Active": True}
+            if facts["currency"]:
+                remembered["CurrencyRef"] = {"value": facts["currency"]}
+            if in_currency(remembered, party):
+                asked.remembered = remembered
+                return asked
+            # Remembered in another currency than the document's: never reused silently; match again.
+            forget_customer(ctx, party, customer_id, f"it is in {facts['currency']}, the document in {party.currency}")
+        else:
+            # Remembered without its facts, or perhaps the reference QuickBooks just refused: is it still active?
+            asked.remembered_id = customer_id
+            asked.check = questions.ask([f"SELECT * FROM Customer WHERE Id = {literal(customer_id)}"])
+    asked.candidates = list(display_name_candidates(party))
+    if asked.candidates[0]:  # asked along even when checking a remembered customer, in case it is gone
+        asked.matches = questions.ask(matching_queries(party), fallback=email_scan(ctx, party))
+        asked.names = questions.ask(name_queries(asked.candidates))
+    return asked
+
+
+def resolve_customer(ctx, asked: CustomerQuestions) -> dict:
+    """The customer, once the questions were answered: remembered, chosen among the matches, or created."""
+    party = asked.party
+    customer, how = asked.remembered or checked_customer(ctx, asked), REMEMBERED
     if customer is None:
-        lookup = look_up(ctx, party)
+        if not asked.candidates[0]:
+            raise ActionError("CONTACT_NOT_ELIGIBLE", contact=party.describe(), condition="name or email is known")
+        lookup = answered_lookup(ctx, asked)
         customer, how = choose(ctx, party, lookup.matches), f"found by {'name' if party.kind == 'company' else 'email'}"
         if customer is None:
             customer, how = create_customer(ctx, party, lookup), "created"
     if party.record.id:  # a payment's bare customer email has no HubSpot record to remember it by
-        ctx.mappings.remember(party.kind, party.mapping_key, str(customer["Id"]))
+        ctx.mappings.remember(party.kind, party.mapping_key, str(customer["Id"]), customer_facts(customer, party))
     # The console shows (and searches) who was billed and why.
     ctx.journal.note(
         f"Customer: QuickBooks customer {customer['Id']} '{customer.get('DisplayName', '')}' for "
@@ -38,19 +88,30 @@ def resolve_customer(ctx, party: Party) -> dict:
     return customer
 
 
-def remembered_customer(ctx, party: Party) -> dict | None:
-    customer_id = ctx.mappings.get(party.kind, party.mapping_key) if party.record.id else None
-    if not customer_id:
+def customer_facts(customer: dict, party: Party) -> dict:
+    currency = (customer.get("CurrencyRef") or {}).get("value") or party.home_currency
+    return {"currency": str(currency or "").upper(), "name": customer.get("DisplayName", "")}
+
+
+def checked_customer(ctx, asked: CustomerQuestions) -> dict | None:
+    """The remembered customer as QuickBooks has it, if it is still active and in the document's currency."""
+    if asked.check is None:
         return None
-    customer = ctx.books.read("Customer", customer_id)
-    if customer and customer.get("Active", True) and in_currency(customer, party):
+    [found] = asked.check.answers
+    customer = found[0] if found else None
+    if customer and customer.get("Active", True) and in_currency(customer, asked.party):
         return customer
     # Deleted, made inactive or re-currencied in QuickBooks since we matched it: match again from scratch.
+    forget_customer(ctx, asked.party, asked.remembered_id, "")
+    return None
+
+
+def forget_customer(ctx, party: Party, customer_id: str, why: str) -> None:
     ctx.mappings.forget(party.kind, party.mapping_key)
     ctx.journal.note(
-        f"QuickBooks customer {customer_id}, remembered for {party.describe()}, is gone or inactive; matching again."
+        f"QuickBooks customer {customer_id}, remembered for {party.describe()}, is gone or inactive"
+        f"{f' ({why})' if why else ''}; matching again."
     )
-    return None
 
 
 # -- finding -----------------------------------------------------------------------------------------------
@@ -63,24 +124,18 @@ class Lookup:
     candidates: list[str]  # display names to try, best first
 
 
-def look_up(ctx, party: Party) -> Lookup:
-    """Who matches the party, and which candidate display names are taken: one QuickBooks request."""
-    candidates = list(display_name_candidates(party))
-    if not candidates[0]:
-        raise ActionError("CONTACT_NOT_ELIGIBLE", contact=party.describe(), condition="name or email is known")
-    match_queries = matching_queries(party)
-    selects = match_queries + name_queries(candidates)
-    try:
-        answers = ctx.books.query_batch(selects)
-    except QuickBooksFault as fault:
-        if fault.code != NOT_QUERYABLE or not party_uses_email(party):
-            raise
-        # Some companies refuse an email filter: read every customer and compare emails ourselves.
-        found = scan_customers(ctx)
-        answers = [found] + ctx.books.query_batch(name_queries(candidates))  # [found] answers the one email query
-    found = [customer for answer in answers[: len(match_queries)] for customer in answer]
-    taken = {record.get("DisplayName", "").casefold() for answer in answers[len(match_queries) :] for record in answer}
-    return Lookup(matches=matching(ctx, party, unique(found)), taken=taken, candidates=candidates)
+def answered_lookup(ctx, asked: CustomerQuestions) -> Lookup:
+    """Who matches the party, and which candidate display names are taken, from the answers."""
+    found = [customer for answer in asked.matches.answers for customer in answer]
+    taken = {record.get("DisplayName", "").casefold() for answer in asked.names.answers for record in answer}
+    return Lookup(matches=matching(ctx, asked.party, unique(found)), taken=taken, candidates=asked.candidates)
+
+
+def email_scan(ctx, party: Party):
+    """Some companies refuse an email filter (4001): read every customer and compare emails ourselves."""
+    if not party_uses_email(party):
+        return None
+    return lambda: [scan_customers(ctx)]  # answers the one email query
 
 
 def party_uses_email(party: Party) -> bool:

@@ -1,24 +1,74 @@
 """create_document: every QuickBooks document write goes through here, each with its own request id."""
 
-from actions.errors import ActionError, QuickBooksFault
+from collections.abc import Callable
+
+from actions.errors import ActionError, QuickBooksFault, refused_references
 from actions.steps.query import literal
 
 DUPLICATE_DOCUMENT_NUMBER = 6140
 
 
-def create_document(ctx, entity: str, body: dict, *, step: str) -> dict:
-    """Create once per execution step: a retry replays QuickBooks' stored answer instead of writing again."""
-    earlier = written_earlier(ctx, entity, step)
+def create_document(ctx, entity: str, body: dict, *, step: str, again: Callable | None = None) -> dict:
+    """Create once per execution step: a retry replays QuickBooks' stored answer instead of writing again.
+
+    `again(refused)`: when QuickBooks refuses the write because a reference is gone or inactive (the document was
+    written with references remembered from earlier executions), the body to write once more, with those
+    references resolved again; None to give up. The second write has its own request id (the first one's answer
+    is stored under the first), derived from the step, so a retry of the whole execution replays both answers.
+    """
+    earlier = written_earlier(ctx, entity, step) or sent_in_unanswered_batch(ctx, entity, body, step)
     if earlier is not None:
         return earlier
     try:
-        record = ctx.books.create(entity, body, request_id=ctx.request_id(step))
+        record = write(ctx, entity, body, step=step, request_step=step)
+    except QuickBooksFault as fault:
+        refused = refused_references(fault)
+        rewritten = again(refused) if again is not None and refused is not None else None
+        if rewritten is None:
+            raise
+        record = write(ctx, entity, rewritten, step=step, request_step=again_step(step))
+    ctx.journal.wrote(step, entity, record)
+    return record
+
+
+def again_step(step: str) -> str:
+    """The request id's step for the one write made again after QuickBooks refused a remembered reference."""
+    return f"{step}:again"
+
+
+def write(ctx, entity: str, body: dict, *, step: str, request_step: str) -> dict:
+    try:
+        return ctx.books.create(
+            entity,
+            body,
+            request_id=ctx.request_id(request_step),
+            before_batch=lambda: ctx.journal.sending_in_batch(step, entity),
+        )
     except QuickBooksFault as fault:
         if fault.code != DUPLICATE_DOCUMENT_NUMBER or not body.get("DocNumber"):
             raise
-        record = our_document_holding(ctx, entity, body["DocNumber"], step, fault)
-    ctx.journal.wrote(step, entity, record)
-    return record
+        return our_document_holding(ctx, entity, body["DocNumber"], step, fault)
+
+
+def sent_in_unanswered_batch(ctx, entity: str, body: dict, step: str) -> dict | None:
+    """The document a /batch may have written for this step when its answer never reached us: a batch has no
+    request id per write, so QuickBooks is asked for ours (its tracking note) before writing again."""
+    sent = ctx.journal.written(step)
+    if not sent or not sent.get("sent_in_batch") or sent.get("id"):
+        return None
+    conditions = []
+    if body.get("TxnDate"):
+        conditions.append(f"TxnDate = {literal(body['TxnDate'])}")
+    customer = (body.get("CustomerRef") or {}).get("value")
+    if customer:
+        conditions.append(f"CustomerRef = {literal(customer)}")
+    where = f" where {' and '.join(conditions)}" if conditions else ""
+    for record in ctx.books.query(f"select * from {entity}{where} MAXRESULTS 1000"):
+        if tracking_key(ctx) in (record.get("PrivateNote") or ""):
+            ctx.journal.wrote(step, entity, record)
+            ctx.journal.note(f"QuickBooks {entity} {record['Id']} was written by a batch whose answer was lost.")
+            return record
+    return None
 
 
 def written_earlier(ctx, entity: str, step: str) -> dict | None:

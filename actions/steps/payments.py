@@ -3,16 +3,19 @@
 Every check here only reads, so a payment that fails one leaves nothing behind in QuickBooks.
 """
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from actions.errors import ActionError, QuickBooksFault
+from actions.errors import ActionError, QuickBooksFault, Refused
 from actions.settings import setting_on
 from actions.steps.lines import decimal_of, money
-from actions.steps.query import literal
+from actions.steps.memory import TRUSTED, Memory, after_refusal, recall
+from actions.steps.query import Question, Questions, literal
 from actions.steps.source import Record, Source, as_date
 from actions.steps.taxes import is_taxed
 
 PAYMENT = "COMMERCE_PAYMENT"
+MAPPING = "payment_method"  # remembered per QuickBooks company by the method's name; only active ones
 DUPLICATE_NAME = 6240
 REFERENCE_LENGTH = 21  # QuickBooks' PaymentRefNum
 METHOD_NAME_LENGTH = 31  # QuickBooks' PaymentMethod.Name
@@ -99,44 +102,112 @@ def refund_date(source: Source) -> str:
 # -- how the money moved ---------------------------------------------------------------------------------
 
 
-def money_movement(ctx, source: Source, *, account_input: str) -> dict:
+@dataclass
+class MoneyMovement:
+    """Account, payment method and reference of a document made from a payment (or just the account)."""
+
+    fields: dict
+    account_input: str
+    from_memory: set[str] = field(default_factory=set)  # {"payment_method"}: the method was remembered, unchecked
+    resolved: set[str] = field(default_factory=set)  # {"payment_method"}: the method was found or created here
+
+    def again(self, ctx, source: Source, entity: str, refused: Refused) -> "MoneyMovement | None":
+        """QuickBooks refused the write naming a gone or inactive reference: the movement to write it once more
+        with (its remembered payment method resolved again), or None when the refusal is about something else."""
+        memory = after_refusal(ctx, entity, refused, from_memory=self.from_memory, resolved=self.resolved)
+        if memory is None or memory.resend:
+            return None if memory is None else self
+        return money_movement(ctx, source, account_input=self.account_input, memory=memory)
+
+
+@dataclass
+class MovementQuestions:
+    source: Source
+    account_input: str
+    method: "MethodQuestion | None" = None
+
+
+def ask_money_movement(
+    ctx, source: Source, questions: Questions, *, account_input: str, memory: Memory = TRUSTED
+) -> MovementQuestions:
+    """The payment method's lookup joins the document's other reads (none when it is remembered)."""
+    asked = MovementQuestions(source, account_input)
+    if source.object_type == PAYMENT and source.record.get("hs_payment_method_type"):
+        asked.method = ask_payment_method(ctx, source.record.get("hs_payment_method_type"), questions, memory)
+    return asked
+
+
+def money_movement(ctx, source: Source, *, account_input: str, memory: Memory = TRUSTED) -> MoneyMovement:
     """Account, payment method and reference shared by sales receipts, refund receipts and payments."""
-    fields = {}
-    if ctx.input(account_input):
-        fields["DepositToAccountRef"] = {"value": ctx.input(account_input)}
+    questions = Questions()
+    asked = ask_money_movement(ctx, source, questions, account_input=account_input, memory=memory)
+    questions.send(ctx)
+    return moved(ctx, asked)
+
+
+def moved(ctx, asked: MovementQuestions) -> MoneyMovement:
+    """The movement, once its questions were answered (a missing payment method is created here)."""
+    source = asked.source
+    movement = MoneyMovement(fields={}, account_input=asked.account_input)
+    if ctx.input(asked.account_input):
+        movement.fields["DepositToAccountRef"] = {"value": ctx.input(asked.account_input)}
     if source.object_type != PAYMENT:
-        return fields
-    method = payment_method(ctx, source.record.get("hs_payment_method_type"))
+        return movement
+    method = payment_method(ctx, asked.method) if asked.method else None
     if method:
-        fields["PaymentMethodRef"] = {"value": str(method["Id"])}
+        movement.fields["PaymentMethodRef"] = {"value": str(method["Id"])}
+        movement.resolved.add("payment_method")
+        if asked.method.remembered:
+            movement.from_memory.add("payment_method")
     reference = source.record.get("hs_reference_number")
     if reference:
-        fields["PaymentRefNum"] = reference[:REFERENCE_LENGTH]
+        movement.fields["PaymentRefNum"] = reference[:REFERENCE_LENGTH]
         if len(reference) > REFERENCE_LENGTH:
             ctx.journal.note(
                 f"The payment reference '{reference}' is longer than QuickBooks' {REFERENCE_LENGTH} "
                 "characters; the reference field holds its start, the memo holds all of it."
             )
-    return fields
+    return movement
 
 
-def payment_method(ctx, method_type: str) -> dict | None:
-    """The QuickBooks payment method named for HubSpot's method type: found by name, or created once."""
-    if not method_type:
-        return None
+@dataclass
+class MethodQuestion:
+    method_type: str
+    name: str
+    remembered: dict | None = None  # the method as remembered, written with unchecked
+    named: Question | None = None
+
+
+def ask_payment_method(ctx, method_type: str, questions: Questions, memory: Memory = TRUSTED) -> MethodQuestion:
     name = METHOD_NAMES.get(method_type.lower(), method_type.replace("_", " ").capitalize())[:METHOD_NAME_LENGTH]
-    found = methods_named(ctx, name)
+    asked = MethodQuestion(method_type, name)
+    recalled = recall(ctx, MAPPING, name, ())
+    if recalled and memory.trusts("payment_method"):
+        asked.remembered = {"Id": recalled[0], "Name": name, "Active": True}
+        return asked
+    if recalled:
+        ctx.mappings.forget(MAPPING, name)
+    asked.named = questions.ask([methods_named_query(name)])
+    return asked
+
+
+def payment_method(ctx, asked: MethodQuestion) -> dict | None:
+    """The QuickBooks payment method named for HubSpot's method type: remembered, found by name, or created once."""
+    if asked.remembered:
+        return asked.remembered
+    name = asked.name
+    found = earliest(asked.named.answers[0])
     if found is None:
         try:
             found = ctx.books.create(
                 "PaymentMethod",
-                {"Name": name, "Type": method_kind(method_type)},
+                {"Name": name, "Type": method_kind(asked.method_type)},
                 request_id=ctx.request_id(f"payment_method:{name}"),
             )
         except QuickBooksFault as fault:
             if fault.code != DUPLICATE_NAME:
                 raise
-            found = methods_named(ctx, name)  # another execution created it a moment ago
+            found = earliest(ctx.books.query(methods_named_query(name)))  # another execution created it just now
         else:
             ctx.journal.wrote(f"payment_method:{name}", "PaymentMethod", found)
     if found and not found.get("Active", True):
@@ -145,11 +216,17 @@ def payment_method(ctx, method_type: str) -> dict | None:
             "recorded without a payment method. Make it active in QuickBooks to have it set."
         )
         return None
+    if found:
+        ctx.mappings.remember(MAPPING, name, str(found["Id"]))  # active: later documents are written with it
     return found
 
 
-def methods_named(ctx, name: str) -> dict | None:
-    found = ctx.books.query(f"SELECT * FROM PaymentMethod WHERE Name = {literal(name)} AND Active IN (true, false)")
+def methods_named_query(name: str) -> str:
+    return f"SELECT * FROM PaymentMethod WHERE Name = {literal(name)} AND Active IN (true, false)"
+
+
+def earliest(found: list[dict]) -> dict | None:
+    """The active method first, then the oldest."""
     return min(found, key=lambda m: (not m.get("Active", True), int(m["Id"]))) if found else None
 
 

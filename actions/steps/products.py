@@ -1,17 +1,20 @@
-"""match_items / create_missing_items: a QuickBooks Item for every line item, matched in one QuickBooks request.
+"""ask_items / match_items / create_missing_items: a QuickBooks Item for every line item, in one QuickBooks request.
 
-Two halves, so a sales document can check everything before it writes anything: `match_items` only reads
-(and fails with PRODUCT_NOT_FOUND when it may not create), `create_missing_items` writes.
+Three parts, so a sales document can check everything before it writes anything: `ask_items` adds its queries to
+the document's reads (none for a line whose product is remembered with its facts), `match_items` reads the
+answers (and fails with PRODUCT_NOT_FOUND when it may not create), `create_missing_items` writes.
 """
 
 from dataclasses import dataclass, field
 
 from actions.errors import ActionError, QuickBooksFault
-from actions.steps.query import literal, literal_list
+from actions.steps.memory import TRUSTED, Memory, recall
+from actions.steps.query import Question, Questions, literal, literal_list
 from actions.steps.source import Record
 
 ITEM_TYPES = ("Service", "NonInventory")
 DUPLICATE_NAME = 6240
+FACTS = ("taxable",)  # what a remembered Item is written with: whether it is taxable (US sales tax)
 
 
 @dataclass
@@ -19,20 +22,63 @@ class ItemMatch:
     matched: dict[str, dict] = field(default_factory=dict)  # line item id → QuickBooks Item
     unmatched: list[Record] = field(default_factory=list)
     line_items: list[Record] = field(default_factory=list)
+    from_memory: set[str] = field(default_factory=set)  # line item ids matched to a remembered Item, unchecked
 
 
-def match_items(ctx, line_items: list[Record]) -> ItemMatch:
-    """Match every line in one QuickBooks request (remembered product, then SKU exactly, then name in any case);
+@dataclass
+class ItemQuestions:
+    line_items: list[Record]
+    trusted: dict[str, dict]  # HubSpot product id → the Item as remembered, written with unchecked
+    checked: dict[str, str]  # HubSpot product id → a remembered Item id to check in QuickBooks
+    by_id: Question
+    by_sku: Question
+    by_name: Question
+
+
+def ask_items(ctx, line_items: list[Record], questions: Questions, memory: Memory = TRUSTED) -> ItemQuestions:
+    """Remembered products with their facts need no question; the other lines are matched by remembered id
+    (still active?), then SKU exactly, then name in any case."""
+    trusted, checked = {}, {}
+    for product in sorted({line.get("hs_product_id") for line in line_items if line.get("hs_product_id")}):
+        recalled = recall(ctx, "product", product, FACTS)
+        if not recalled:
+            continue
+        item_id, facts = recalled
+        if facts is not None and memory.trusts("item"):
+            trusted[product] = {"Id": item_id, "Taxable": bool(facts["taxable"]), "Active": True}
+        else:
+            checked[product] = item_id
+    unknown = [line for line in line_items if line.get("hs_product_id") not in trusted]
+    ids = sorted(set(checked.values()))
+    skus = sorted({line.get("hs_sku") for line in unknown if line.get("hs_sku")})
+    names = sorted({line.get("name") for line in unknown if line.get("name")})
+    return ItemQuestions(
+        line_items=list(line_items),
+        trusted=trusted,
+        checked=checked,
+        by_id=questions.ask([f"SELECT * FROM Item WHERE Id IN {literal_list(ids)} MAXRESULTS 1000"] if ids else []),
+        by_sku=questions.ask([f"SELECT * FROM Item WHERE Sku IN {literal_list(skus)} MAXRESULTS 1000"] if skus else []),
+        by_name=questions.ask(
+            [f"SELECT * FROM Item WHERE Name IN {literal_list(names)} MAXRESULTS 1000"] if names else []
+        ),
+    )
+
+
+def match_items(ctx, asked: ItemQuestions) -> ItemMatch:
+    """Every line's Item from the answers (remembered product, then SKU exactly, then name in any case);
     PRODUCT_NOT_FOUND names the misses unless we may create them."""
-    remembered = {
-        line.get("hs_product_id"): ctx.mappings.get("product", line.get("hs_product_id"))
-        for line in line_items
-        if line.get("hs_product_id")
-    }
-    by_id, by_sku, by_name = fetch_candidates(ctx, line_items, remembered)
-    result = ItemMatch(line_items=list(line_items))
-    for line in line_items:
-        item = match_line(ctx, line, remembered, by_id, by_sku, by_name)
+    by_id = {str(i["Id"]): i for answer in asked.by_id.answers for i in answer}
+    by_sku = index([i for answer in asked.by_sku.answers for i in answer], "Sku")
+    by_name = index([i for answer in asked.by_name.answers for i in answer], "Name", fold=True)
+    result = ItemMatch(line_items=list(asked.line_items))
+    forgotten: set[str] = set()
+    for line in asked.line_items:
+        product = line.get("hs_product_id")
+        if product in asked.trusted:
+            result.matched[line.id] = asked.trusted[product]
+            result.from_memory.add(line.id)
+            continue
+        item = checked_item(ctx, product, asked.checked, by_id, forgotten) or match_line(line, by_sku, by_name)
         if item:
             result.matched[line.id] = item
         else:
@@ -54,26 +100,11 @@ def create_missing_items(ctx, match: ItemMatch) -> dict[str, dict]:
             matched[line.id] = created[key]
     for line in match.line_items:
         if line.get("hs_product_id"):
-            ctx.mappings.remember("product", line.get("hs_product_id"), str(matched[line.id]["Id"]))
+            item = matched[line.id]
+            ctx.mappings.remember(
+                "product", line.get("hs_product_id"), str(item["Id"]), {"taxable": bool(item.get("Taxable"))}
+            )
     return matched
-
-
-def fetch_candidates(ctx, line_items: list[Record], remembered: dict[str, str | None]):
-    remembered_ids = sorted({item_id for item_id in remembered.values() if item_id})
-    skus = sorted({line.get("hs_sku") for line in line_items if line.get("hs_sku")})
-    names = sorted({line.get("name") for line in line_items if line.get("name")})
-    queries = []
-    if remembered_ids:
-        queries.append(f"SELECT * FROM Item WHERE Id IN {literal_list(remembered_ids)} MAXRESULTS 1000")
-    if skus:
-        queries.append(f"SELECT * FROM Item WHERE Sku IN {literal_list(skus)} MAXRESULTS 1000")
-    if names:
-        queries.append(f"SELECT * FROM Item WHERE Name IN {literal_list(names)} MAXRESULTS 1000")
-    answers = iter(ctx.books.query_batch(queries)) if queries else iter(())
-    by_id = {str(i["Id"]): i for i in next(answers)} if remembered_ids else {}
-    by_sku = index(next(answers), "Sku") if skus else {}
-    by_name = index(next(answers), "Name", fold=True) if names else {}
-    return by_id, by_sku, by_name
 
 
 def index(items: list[dict], key: str, fold: bool = False) -> dict[str, dict]:
@@ -84,18 +115,25 @@ def index(items: list[dict], key: str, fold: bool = False) -> dict[str, dict]:
     return table
 
 
-def match_line(ctx, line: Record, remembered, by_id, by_sku, by_name) -> dict | None:
-    product = line.get("hs_product_id")
-    item_id = remembered.get(product) if product else None
-    if item_id:
-        item = by_id.get(item_id)
-        if item and item.get("Active", True):
-            return item
+def checked_item(ctx, product: str, checked: dict[str, str], by_id: dict[str, dict], forgotten: set[str]):
+    """The remembered Item of a product, as QuickBooks has it, if still active; else forgotten (and noted once)."""
+    item_id = checked.get(product) if product else None
+    if not item_id:
+        return None
+    item = by_id.get(item_id)
+    if item and item.get("Active", True):
+        return item
+    if product not in forgotten:
+        forgotten.add(product)
         ctx.mappings.forget("product", product)  # the remembered Item is gone or inactive: match again
         ctx.journal.note(
             f"QuickBooks product {item_id}, remembered for HubSpot product {product}, is gone or "
             "inactive; matching the line item again."
         )
+    return None
+
+
+def match_line(line: Record, by_sku: dict[str, dict], by_name: dict[str, dict]) -> dict | None:
     # QuickBooks compares strings without case; a SKU must match exactly, so the index is by exact SKU.
     return by_sku.get(line.get("hs_sku")) or by_name.get(line.get("name").casefold())
 

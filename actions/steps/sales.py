@@ -3,6 +3,10 @@
 Read-only checks come first (currency, eligibility, products, tax codes, the action's own), so a failing
 record leaves nothing behind in QuickBooks; then the writes: the customer, any missing products, and
 finally the document.
+
+The reads a document needs (who the customer is, which Items the lines are) travel in one QuickBooks request,
+and none at all when the customer and the products are remembered: the document is written with them as
+remembered, and resolved again only if QuickBooks refuses one as gone or inactive (actions/steps/memory.py).
 """
 
 from collections.abc import Callable
@@ -11,15 +15,18 @@ from datetime import date
 from decimal import Decimal
 
 from actions.context import ActionResult
-from actions.errors import ActionError
+from actions.errors import ActionError, Refused
 from actions.steps.company import CompanyProfile, company_profile
 from actions.steps.currency import document_currency
-from actions.steps.customers import resolve_customer
+from actions.steps.customers import ask_customer, resolve_customer
 from actions.steps.documents import create_document, tracking_note
 from actions.steps.eligibility import check_contact_eligible, filter_properties
 from actions.steps.lines import LineTax, build_sales_lines, money, rounded_amounts
-from actions.steps.products import ItemMatch, create_missing_items, match_items
-from actions.steps.source import AMOUNT_PROPERTIES, Record, Source, as_date, load_party, load_source
+from actions.steps.memory import TRUSTED, Memory, after_refusal
+from actions.steps.payments import MoneyMovement, ask_money_movement, moved
+from actions.steps.products import ItemMatch, ItemQuestions, ask_items, create_missing_items, match_items
+from actions.steps.query import Questions
+from actions.steps.source import AMOUNT_PROPERTIES, Party, Record, Source, as_date, load_party, load_source
 from actions.steps.taxes import (
     global_tax_calculation,
     hubspot_total_with_tax,
@@ -36,6 +43,17 @@ class SalesDocument:
     body: dict
     customer: dict
     hubspot_total: Decimal | None = None  # with tax, when HubSpot computed the tax
+    movement: MoneyMovement | None = None  # account, payment method and reference, when the money moved
+    # What resolving the references again needs, should QuickBooks refuse a remembered one.
+    source: Source | None = None
+    party: Party | None = None
+    company: CompanyProfile | None = None
+    check: Callable | None = None
+    money_account: str = ""  # the input naming the account the money moved through; "" when none did
+    money_on_document: bool = True  # the movement's fields go on this document (not on a payment of it)
+    lines: "PendingLines | None" = None
+    number: str | None = None  # worked out once: "" when QuickBooks numbers the document
+    customer_from_memory: bool = False
 
     def create(self, ctx, entity: str, *, step: str, extra_outputs: dict | None = None) -> ActionResult:
         document = self.write(ctx, entity, step=step)
@@ -44,9 +62,65 @@ class SalesDocument:
         )
 
     def write(self, ctx, entity: str, *, step: str) -> dict:
-        document = create_document(ctx, entity, self.body, step=step)
+        document = create_document(
+            ctx, entity, self.body, step=step, again=lambda refused: self.again(ctx, entity, refused)
+        )
         note_total_difference(ctx, document, self.hubspot_total, entity)
         return document
+
+    def again(self, ctx, entity: str, refused: Refused) -> dict | None:
+        """QuickBooks refused the write naming a gone or inactive reference: the body to write once more, or None."""
+        from_memory = {"customer"} if self.customer_from_memory else set()
+        if self.lines.match.from_memory:
+            from_memory.add("item")
+        resolved = {"customer", "item"}
+        if self.movement is not None and self.money_on_document:
+            from_memory |= self.movement.from_memory
+            resolved |= self.movement.resolved
+        memory = after_refusal(ctx, entity, refused, from_memory=from_memory, resolved=resolved)
+        if memory is None:
+            return None
+        if not memory.resend:
+            self.resolve(ctx, memory)
+        return self.body
+
+    def resolve(self, ctx, memory: Memory) -> None:
+        """The customer, the lines' Items and the payment method, from memory as far as `memory` allows (all
+        of them the first time; again, those a refusal may be about), into the body."""
+        source, party, preferences = self.source, self.party, self.company.preferences
+        questions = Questions()
+        lines = sales_lines(ctx, source, preferences, questions, memory) if self.needs("item", memory) else None
+        asked_customer = ask_customer(ctx, party, questions, memory) if self.needs("customer", memory) else None
+        asked_movement = None
+        if self.money_account and self.needs("payment_method", memory):
+            asked_movement = ask_money_movement(ctx, source, questions, account_input=self.money_account, memory=memory)
+        questions.send(ctx)  # one QuickBooks request, or none when everything is remembered
+        if lines is not None:
+            lines.match_answered(ctx)  # reads only: nothing is written for a record that fails here
+            lines.taxes = plan_taxes(ctx, self.company, lines.line_items, lines.match.matched)
+            lines.company = self.company
+            if self.number is None:
+                self.number = document_number(ctx, source, preferences)
+            if self.check:
+                self.check(lines)
+        if asked_customer is not None:
+            self.customer = resolve_customer(ctx, asked_customer)
+            self.customer_from_memory = asked_customer.remembered is not None
+            self.body["CustomerRef"] = {"value": str(self.customer["Id"])}
+        if lines is not None:
+            self.lines = lines
+            self.body["Line"] = lines.build(ctx)
+        if asked_movement is not None:
+            for key in self.movement.fields if self.movement and self.money_on_document else ():
+                self.body.pop(key, None)
+            self.movement = moved(ctx, asked_movement)
+            if self.money_on_document:
+                self.body |= self.movement.fields
+
+    def needs(self, kind: str, memory: Memory) -> bool:
+        """Resolve this kind of reference now: the first time, or again when a refusal may be about it."""
+        first = {"customer": not self.customer, "item": self.lines is None, "payment_method": self.movement is None}
+        return first[kind] or not memory.trusts(kind)
 
 
 def load_sales_source(ctx) -> Source:
@@ -54,32 +128,42 @@ def load_sales_source(ctx) -> Source:
     return load_source(ctx, extra_properties=number_properties(ctx))
 
 
-def prepare_sales_document(ctx, source: Source, *, check: Callable | None = None) -> SalesDocument:
-    """The document's body, its customer found or created; `check(lines)` is the action's own last read-only check."""
+def prepare_sales_document(
+    ctx, source: Source, *, check: Callable | None = None, money_account: str = "", money_on_document: bool = True
+) -> SalesDocument:
+    """The document's body, its customer found or created; `check(lines)` is the action's own last read-only check.
+
+    `money_account`: the input naming the account the money moved through (receipts, paid invoices); the
+    document's `movement` (that account, the payment method and the payment's reference) then goes on the
+    document, unless `money_on_document` is off (a paid invoice puts it on the payment instead).
+    """
     party = load_party(ctx, source, contact_properties=filter_properties(ctx.settings))
     if party.contact is not None:
         check_contact_eligible(ctx, party.contact)  # before QuickBooks is asked anything
     company = company_profile(ctx)
     currency = document_currency(ctx, company, source)
     party = replace(party, currency=currency, home_currency=company.home_currency)
-    preferences = company.preferences
-    lines = sales_lines(ctx, source, preferences)  # reads only: nothing is written for a record that fails here
-    lines.taxes = plan_taxes(ctx, company, lines.line_items, lines.match.matched)
-    lines.company = company
-    number = document_number(ctx, source, preferences)
-    if check:
-        check(lines)
-    customer = resolve_customer(ctx, party)
-    note_amount_mismatch(ctx, source, lines)
+    document = SalesDocument(
+        body={},
+        customer={},
+        source=source,
+        party=party,
+        company=company,
+        check=check,
+        money_account=money_account,
+        money_on_document=money_on_document,
+    )
+    document.resolve(ctx, TRUSTED)
+    note_amount_mismatch(ctx, source, document.lines)
     body = {
-        "CustomerRef": {"value": str(customer["Id"])},
-        "Line": lines.build(ctx),
+        "CustomerRef": document.body["CustomerRef"],
+        "Line": document.body["Line"],
         "PrivateNote": tracking_note(ctx, source.label),
     }
     if party.email:
         body["BillEmail"] = {"Address": party.email}
-    if number:
-        body["DocNumber"] = number
+    if document.number:
+        body["DocNumber"] = document.number
     if source.date:
         body["TxnDate"] = source.date
     if currency:
@@ -87,9 +171,11 @@ def prepare_sales_document(ctx, source: Source, *, check: Callable | None = None
     calculation = global_tax_calculation(ctx, company)
     if calculation:
         body["GlobalTaxCalculation"] = calculation
-    return SalesDocument(
-        body=body, customer=customer, hubspot_total=hubspot_total_with_tax(lines.line_items, lines.taxes)
-    )
+    if document.movement is not None and money_on_document:
+        body |= document.movement.fields
+    document.body = body
+    document.hubspot_total = hubspot_total_with_tax(document.lines.line_items, document.lines.taxes)
+    return document
 
 
 def note_amount_mismatch(ctx, source: Source, lines: "PendingLines") -> None:
@@ -108,13 +194,18 @@ def note_amount_mismatch(ctx, source: Source, lines: "PendingLines") -> None:
 
 @dataclass
 class PendingLines:
-    """Lines matched to QuickBooks Items, with their taxes; missing products are created when the lines are built."""
+    """Lines to match to QuickBooks Items, with their taxes; missing products are created when the lines are built."""
 
     line_items: list[Record]
-    match: ItemMatch
     service_dates: dict[str, str]
+    asked: ItemQuestions | None = None  # the queries matching the line items, until answered
+    match: ItemMatch = field(default_factory=ItemMatch)
     taxes: dict[str, LineTax] = field(default_factory=dict)
     company: CompanyProfile | None = None
+
+    def match_answered(self, ctx) -> None:
+        if self.asked is not None:
+            self.match = match_items(ctx, self.asked)
 
     @property
     def hubspot_total(self) -> Decimal:
@@ -131,13 +222,17 @@ class PendingLines:
         return build_sales_lines(self.line_items, items, service_dates=self.service_dates, taxes=self.taxes)
 
 
-def sales_lines(ctx, source: Source, preferences: dict) -> PendingLines:
+def sales_lines(ctx, source: Source, preferences: dict, questions: Questions, memory: Memory = TRUSTED) -> PendingLines:
     chosen_item = ctx.input("products", "line_items")
     if chosen_item != "line_items":
         return single_item_line(ctx, source, chosen_item, preferences)
     if not source.line_items:
         raise ActionError("NO_LINE_ITEMS", object_label=source.label)
-    return PendingLines(source.line_items, match_items(ctx, source.line_items), service_dates(ctx, source, preferences))
+    return PendingLines(
+        source.line_items,
+        service_dates(ctx, source, preferences),
+        asked=ask_items(ctx, source.line_items, questions, memory),
+    )
 
 
 def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> PendingLines:
@@ -161,9 +256,8 @@ def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> Pe
             "description": source.title,
         },
     )
-    return PendingLines(
-        [line], ItemMatch(matched={line.id: item}, line_items=[line]), service_dates(ctx, source, preferences, [line])
-    )
+    match = ItemMatch(matched={line.id: item}, line_items=[line])
+    return PendingLines([line], service_dates(ctx, source, preferences, [line]), match=match)
 
 
 # -- service dates -----------------------------------------------------------------------------------------

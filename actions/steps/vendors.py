@@ -1,4 +1,5 @@
-"""payments_vendor: the QuickBooks vendor an expense is paid to, chosen in the action or found or created once.
+"""ask_payments_vendor / payments_vendor: the QuickBooks vendor an expense is paid to, chosen in the action,
+remembered (with its currency: written with unchecked), or found or created once.
 
 Display names are unique across customers, vendors and employees: when a customer already carries the
 processor's name, the vendor gets the next free one ("HubSpot Payments (vendor)").
@@ -8,20 +9,70 @@ from dataclasses import dataclass
 
 from actions.errors import QuickBooksFault
 from actions.steps.customers import NAME_NAMESPACES, name_queries
+from actions.steps.memory import TRUSTED, Memory, recall
+from actions.steps.query import Question, Questions, literal
 
 PROCESSOR_NAME = "HubSpot Payments"
 MAPPING = ("vendor", "hubspot_payments")  # remembered per QuickBooks company
 DUPLICATE_NAME = 6240
+FACTS = ("currency",)  # what a remembered vendor is written with: the currency it holds
 
 
-def payments_vendor(ctx, currency: str = "", home_currency: str = "") -> str:
+@dataclass
+class VendorQuestions:
+    wanted: "VendorWanted"
+    chosen: str = ""  # the vendor chosen in the action: never looked up
+    remembered: dict | None = None  # the vendor as remembered, written with unchecked
+    remembered_id: str = ""  # a remembered vendor to check in QuickBooks first
+    check: Question | None = None
+    names: Question | None = None  # the names tried, across customers, vendors and employees
+
+
+def ask_payments_vendor(
+    ctx, questions: Questions, currency: str = "", home_currency: str = "", memory: Memory = TRUSTED
+) -> VendorQuestions:
+    """The vendor an expense is paid to: chosen in the action, remembered, or looked up with the other reads."""
+    wanted = VendorWanted(currency, home_currency)
+    asked = VendorQuestions(wanted, chosen=ctx.input("vendor"))
+    if asked.chosen:
+        return asked
+    recalled = recall(ctx, MAPPING[0], wanted.mapping_key, FACTS)
+    if recalled and memory.forgets("vendor"):
+        ctx.mappings.forget(MAPPING[0], wanted.mapping_key)
+        recalled = None
+    if recalled:
+        vendor_id, facts = recalled
+        remembered = {"Id": vendor_id, "Active": True, "CurrencyRef": {"value": (facts or {}).get("currency")}}
+        if facts is not None and memory.trusts("vendor") and wanted.holds(remembered):
+            asked.remembered = remembered
+            return asked
+        # Remembered without its facts, or perhaps the reference QuickBooks just refused: is it still active?
+        asked.remembered_id = vendor_id
+        asked.check = questions.ask([f"SELECT * FROM Vendor WHERE Id = {literal(vendor_id)}"])
+    asked.names = questions.ask(name_queries(wanted.names()))
+    return asked
+
+
+def payments_vendor(ctx, asked: VendorQuestions) -> str:
     """The vendor's id; with several currencies, a vendor in the fee's currency (a vendor holds one)."""
-    if ctx.input("vendor"):
-        return ctx.input("vendor")
-    vendor = VendorWanted(currency, home_currency)
-    found = remembered_vendor(ctx, vendor) or find_or_create_vendor(ctx, vendor)
-    ctx.mappings.remember(MAPPING[0], vendor.mapping_key, str(found["Id"]))
+    if asked.chosen:
+        return asked.chosen
+    wanted = asked.wanted
+    found = asked.remembered or checked_vendor(ctx, asked) or find_or_create_vendor(ctx, asked)
+    currency = (found.get("CurrencyRef") or {}).get("value") or wanted.home_currency
+    ctx.mappings.remember(MAPPING[0], wanted.mapping_key, str(found["Id"]), {"currency": str(currency or "").upper()})
     return str(found["Id"])
+
+
+def checked_vendor(ctx, asked: VendorQuestions) -> dict | None:
+    if not asked.remembered_id:
+        return None
+    [found] = asked.check.answers
+    vendor = found[0] if found else None
+    if vendor and asked.wanted.holds(vendor):
+        return vendor
+    ctx.mappings.forget(MAPPING[0], asked.wanted.mapping_key)
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,20 +101,10 @@ class VendorWanted:
         return {"DisplayName": name, "CompanyName": "HubSpot", **currency}
 
 
-def remembered_vendor(ctx, wanted: VendorWanted) -> dict | None:
-    vendor_id = ctx.mappings.get(MAPPING[0], wanted.mapping_key)
-    if not vendor_id:
-        return None
-    vendor = ctx.books.read("Vendor", vendor_id)
-    if vendor and wanted.holds(vendor):
-        return vendor
-    ctx.mappings.forget(MAPPING[0], wanted.mapping_key)
-    return None
-
-
-def find_or_create_vendor(ctx, wanted: VendorWanted) -> dict:
+def find_or_create_vendor(ctx, asked: VendorQuestions) -> dict:
+    wanted = asked.wanted
     names = wanted.names()
-    answers = dict(zip(NAME_NAMESPACES, ctx.books.query_batch(name_queries(names)), strict=True))
+    answers = dict(zip(NAME_NAMESPACES, asked.names.answers, strict=True))
     taken = {record.get("DisplayName", "").casefold() for found in answers.values() for record in found}
     for name in names:
         vendor = next(

@@ -161,6 +161,7 @@ def steps_of(execution: Execution) -> dict:
     writes = [
         {"step": step, "entity": entry.get("entity", ""), "id": entry.get("id", ""), "number": entry.get("number", "")}
         for step, entry in (execution.quickbooks_writes or {}).items()
+        if entry.get("id")  # not a write still travelling in a batch
     ]
     customer_id = (execution.outputs or {}).get("quickbooks_customer_id") or next(
         (w["id"] for w in writes if w["entity"] == "Customer"), ""

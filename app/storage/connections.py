@@ -39,7 +39,11 @@ def list_connections(session, portal_id: int) -> list[QuickBooksConnection]:
 
 
 class MappingStore:
-    """Remembered HubSpot → QuickBooks matches of one connection, each written at once in its own transaction."""
+    """Remembered HubSpot → QuickBooks matches of one connection, each written at once in its own transaction.
+
+    With the QuickBooks id go the facts a warm execution writes with instead of asking QuickBooks (a customer's
+    currency and display name, an item's taxability): `recall` answers both, `get` the id alone.
+    """
 
     def __init__(self, database, connection_id: int):
         self.database = database  # app.extensions.db: new_session() to read, write_session() to write
@@ -53,12 +57,18 @@ class MappingStore:
         )
 
     def get(self, kind: str, hubspot_id: str) -> str | None:
+        recalled = self.recall(kind, hubspot_id)
+        return recalled[0] if recalled else None
+
+    def recall(self, kind: str, hubspot_id: str) -> tuple[str, dict] | None:
+        """(QuickBooks id, its facts as remembered; {} for a match remembered without them), or None."""
         with self.database.new_session() as session:
             row = session.scalars(select(Mapping).where(*self._where(kind, hubspot_id))).first()
-            return row.quickbooks_id if row else None
+            return (row.quickbooks_id, dict(row.facts or {})) if row else None
 
-    def remember(self, kind: str, hubspot_id: str, quickbooks_id: str) -> None:
-        if self.get(kind, hubspot_id) == str(quickbooks_id):
+    def remember(self, kind: str, hubspot_id: str, quickbooks_id: str, facts: dict | None = None) -> None:
+        facts = dict(facts) if facts else None
+        if self.recall(kind, hubspot_id) == (str(quickbooks_id), facts or {}):
             return  # a warm run confirms what we knew: no write lock, no write
         with self.database.write_session() as session:
             row = session.scalars(select(Mapping).where(*self._where(kind, hubspot_id))).first()
@@ -69,10 +79,11 @@ class MappingStore:
                         kind=kind,
                         hubspot_id=str(hubspot_id),
                         quickbooks_id=str(quickbooks_id),
+                        facts=facts,
                     )
                 )
             else:
-                row.quickbooks_id = str(quickbooks_id)
+                row.quickbooks_id, row.facts = str(quickbooks_id), facts
             try:
                 session.commit()
             except IntegrityError:

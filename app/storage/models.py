@@ -135,6 +135,9 @@ class Mapping(Base):
     kind: Mapped[str] = mapped_column(String(16))
     hubspot_id: Mapped[str] = mapped_column(String(64))
     quickbooks_id: Mapped[str] = mapped_column(String(64))
+    # What a warm execution writes with instead of asking QuickBooks: a customer's currency and display name, an
+    # item's taxability, an account's type; None for a match remembered before facts were.
+    facts: Mapped[dict | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -3,6 +3,8 @@
 Customer input modes, legacy and email matching, several matches, remembered mappings, display names.
 """
 
+import json
+
 import pytest
 
 from app.extensions import db
@@ -277,7 +279,7 @@ def customer_lookups(fake_quickbooks) -> list:
     return [r for r in fake_quickbooks.requests if "from customer" in (r.body or "").lower()]
 
 
-def test_second_execution_for_the_contact_makes_no_customer_query(portal, fake_quickbooks, books, invoice_for):
+def test_second_execution_for_the_contact_makes_no_customer_query(app, portal, fake_quickbooks, books, invoice_for):
     deal = seed_deal(portal, fake_quickbooks)
     first = billed(books, invoice_for(deal.deal_id))
     assert customer_lookups(fake_quickbooks)
@@ -287,8 +289,11 @@ def test_second_execution_for_the_contact_makes_no_customer_query(portal, fake_q
 
     assert second["Id"] == first["Id"]
     assert customer_lookups(fake_quickbooks) == []
-    assert quickbooks_calls(fake_quickbooks).count(f"GET /customer/{first['Id']}") == 1
+    assert quickbooks_calls(fake_quickbooks) == ["POST /invoice"]  # written with the remembered customer and items
     assert len(books.all("Customer")) == 1 and len(books.all("Invoice")) == 2
+    [_, execution] = stored_executions(app)
+    assert f"Customer: QuickBooks customer {first['Id']} 'Ann Lee' for Ann Lee" in " ".join(execution.notes)
+    assert any("remembered from an earlier execution" in note for note in execution.notes)
 
 
 def test_remembered_customer_made_inactive_is_resolved_again(app, portal, fake_quickbooks, books, invoice_for):
@@ -309,6 +314,35 @@ def test_remembered_customer_made_inactive_is_resolved_again(app, portal, fake_q
     assert customer_lookups(fake_quickbooks) == []
 
 
+def test_remembered_customer_made_inactive_refuses_the_write_once_then_it_is_matched_again(
+    app, portal, connection, fake_quickbooks, books, invoice_for
+):
+    deal = seed_deal(portal, fake_quickbooks)
+    first = billed(books, invoice_for(deal.deal_id))
+    books.patch("Customer", first["Id"], Active=False)
+    replacement = books.add_customer(DisplayName="Ann Lee (Acme)", PrimaryEmailAddr="ann.lee@acme.test")
+    fake_quickbooks.reset_requests()
+
+    fields = invoice_for(deal.deal_id)
+
+    second = billed(books, fields)
+    assert second["Id"] == replacement["Id"]
+    # Written with the remembered customer, refused (2500 on CustomerRef), matched again, written once more.
+    assert quickbooks_calls(fake_quickbooks) == ["POST /invoice", "POST /batch", "POST /invoice"]
+    writes = fake_quickbooks.requests_to("POST", "/invoice")
+    assert [w.json["CustomerRef"]["value"] for w in writes] == [first["Id"], replacement["Id"]]
+    assert writes[0].query["requestid"] != writes[1].query["requestid"]
+    invoices = [i for i in books.all("Invoice") if i["Id"] != books.all("Invoice")[0]["Id"]]
+    assert [i["Id"] for i in invoices] == [fields["quickbooks_document_id"]]  # one document for the execution
+    notes = stored_executions(app)[1].notes
+    assert any("QuickBooks refused the invoice" in n and "Resolving the remembered customer again" in n for n in notes)
+    assert any(f"QuickBooks customer {first['Id']}, remembered for Ann Lee" in n for n in notes)
+    assert f"Customer: QuickBooks customer {replacement['Id']} 'Ann Lee (Acme)'" in " ".join(notes)
+    assert "found by email" in " ".join(notes)
+    with app.app_context():
+        assert MappingStore(db, connection).get("contact", deal.contact_id) == replacement["Id"]
+
+
 def test_remembered_customer_that_is_gone_is_resolved_again(
     app, portal, connection, fake_quickbooks, books, invoice_for
 ):
@@ -319,9 +353,103 @@ def test_remembered_customer_that_is_gone_is_resolved_again(
     customer = billed(books, invoice_for(deal.deal_id))
 
     assert customer["DisplayName"] == "Ann Lee"
-    assert "GET /customer/99999" in quickbooks_calls(fake_quickbooks)
+    # Remembered without its facts (currency, name): checked in QuickBooks first, along with the other reads.
+    [batch] = fake_quickbooks.requests_to("POST", "/batch")
+    assert "SELECT * FROM Customer WHERE Id = '99999'" in [q["Query"] for q in batch.json["BatchItemRequest"]]
+    assert fake_quickbooks.requests_to("POST", "/invoice")[0].json["CustomerRef"]["value"] == customer["Id"]
     with app.app_context():
         assert MappingStore(db, connection).get("contact", deal.contact_id) == customer["Id"]
+
+
+def test_remembered_customer_deleted_with_its_facts_refuses_the_write_once(
+    app, portal, connection, fake_quickbooks, books, invoice_for
+):
+    deal = seed_deal(portal, fake_quickbooks)
+    with app.app_context():  # remembered with its facts, then gone from QuickBooks (merged away, say)
+        MappingStore(db, connection).remember(
+            "contact", deal.contact_id, "99999", {"currency": "USD", "name": "Ann Lee"}
+        )
+
+    fields = invoice_for(deal.deal_id)
+
+    customer = billed(books, fields)
+    assert customer["DisplayName"] == "Ann Lee"  # created, the remembered one being gone
+    writes = fake_quickbooks.requests_to("POST", "/invoice")
+    assert [w.json["CustomerRef"]["value"] for w in writes] == ["99999", customer["Id"]]
+    assert [i["Id"] for i in books.all("Invoice")] == [fields["quickbooks_document_id"]]
+    assert any("QuickBooks customer 99999, remembered for Ann Lee" in n for n in stored_executions(app)[0].notes)
+    with app.app_context():
+        assert MappingStore(db, connection).get("contact", deal.contact_id) == customer["Id"]
+
+
+def test_the_write_refused_again_after_resolving_is_explained(app, portal, fake_quickbooks, books, invoice_for):
+    deal = seed_deal(portal, fake_quickbooks)
+    first = billed(books, invoice_for(deal.deal_id))
+    books.patch("Customer", first["Id"], Active=False)
+    books.add_customer(DisplayName="Ann Lee (Acme)", PrimaryEmailAddr="ann.lee@acme.test")
+    refusal = {
+        "Message": "Invalid Reference Id",
+        "Detail": "Invalid Reference Id",
+        "code": "2500",
+        "element": "CustomerRef",
+    }
+    fake_quickbooks.fail_next(
+        "POST /invoice",
+        status=400,
+        body=json.dumps({"Fault": {"Error": [refusal], "type": "ValidationFault"}}),
+        times=2,
+    )
+    fake_quickbooks.reset_requests()
+
+    message = failed(invoice_for(deal.deal_id), "INVALID_INPUT")
+
+    assert "QuickBooks cannot use the customer" in message
+    assert len(fake_quickbooks.requests_to("POST", "/invoice")) == 2  # written once more, never a third time
+    assert len(books.all("Invoice")) == 1
+
+
+def test_a_refused_customer_found_moments_ago_is_written_once_more(app, portal, fake_quickbooks, books, invoice_for):
+    """Nothing remembered to resolve again: the refusal may be QuickBooks answering an earlier attempt of this
+    execution (same request id), so the document is written once more, under the retry's own request id."""
+    deal = seed_deal(portal, fake_quickbooks)
+    refusal = {"Message": "Invalid Reference Id", "Detail": "", "code": "2500", "element": "CustomerRef"}
+    fake_quickbooks.fail_next(
+        "POST /invoice", status=400, body=json.dumps({"Fault": {"Error": [refusal], "type": "ValidationFault"}})
+    )
+
+    fields = invoice_for(deal.deal_id)
+
+    customer = billed(books, fields)
+    writes = fake_quickbooks.requests_to("POST", "/invoice")
+    assert [w.json["CustomerRef"]["value"] for w in writes] == [customer["Id"], customer["Id"]]
+    assert writes[0].query["requestid"] != writes[1].query["requestid"]
+    assert [i["Id"] for i in books.all("Invoice")] == [fields["quickbooks_document_id"]]
+    assert any("writing the invoice once more" in note for note in stored_executions(app)[0].notes)
+
+
+def test_a_long_display_name_is_remembered_whole_beside_the_id(
+    app, portal, connection, fake_quickbooks, books, invoice_for
+):
+    from sqlalchemy import select
+
+    from app.storage.models import Mapping
+
+    first, last = "Bartholomew Maximilian", "Featherstonehaugh-Worthington of Acme Holdings"
+    deal = seed_deal(portal, fake_quickbooks, firstname=first, lastname=last)
+    customer = billed(books, invoice_for(deal.deal_id))
+    assert customer["DisplayName"] == f"{first} {last}"
+    fake_quickbooks.reset_requests()
+
+    again = billed(books, invoice_for(deal.deal_id))
+
+    assert again["Id"] == customer["Id"]
+    assert quickbooks_calls(fake_quickbooks) == ["POST /invoice"]
+    with app.app_context():
+        [row] = db.session.scalars(select(Mapping).where(Mapping.kind == "contact")).all()
+        assert row.quickbooks_id == customer["Id"]  # the id alone; the facts have their own column
+        customer_id, facts = MappingStore(db, connection).recall("contact", deal.contact_id)
+    assert (customer_id, facts["currency"], facts["name"]) == (customer["Id"], "USD", customer["DisplayName"])
+    assert f"QuickBooks customer {customer['Id']} '{facts['name']}'" in " ".join(stored_executions(app)[1].notes)
 
 
 # -- display names -----------------------------------------------------------------------------------------

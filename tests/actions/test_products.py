@@ -59,8 +59,8 @@ def test_match_order_remembered_then_exact_sku_then_name_in_one_request(
 
     assert item_ids(invoice) == [deal.widget_id, deal.service_id, deal.service_id]
     [lookup] = item_lookups(fake_quickbooks)
-    assert lookup.path.endswith("/batch")
-    queries = [item["Query"] for item in lookup.json["BatchItemRequest"]]
+    assert lookup.path.endswith("/batch")  # with the customer's lookup: one request for every read
+    queries = [item["Query"] for item in lookup.json["BatchItemRequest"] if "FROM Item" in item["Query"]]
     assert queries == [
         f"SELECT * FROM Item WHERE Id IN ('{deal.service_id}') MAXRESULTS 1000",
         "SELECT * FROM Item WHERE Sku IN ('W-1') MAXRESULTS 1000",
@@ -107,18 +107,64 @@ def test_remembered_item_made_inactive_is_matched_again(app, portal, connection,
     invoice_of(books, invoice_for(deal.deal_id))
     with app.app_context():
         assert MappingStore(db, connection).get("product", "501") == deal.widget_id
-    books.patch("Item", deal.widget_id, Active=False)
+    books.patch("Item", deal.widget_id, Active=False)  # how QuickBooks deletes a product
     new_widget = books.add_item(Name="Widget v2", Sku="W-1", Type="Service", UnitPrice=100)
+    fake_quickbooks.reset_requests()
 
-    invoice = invoice_of(books, invoice_for(deal.deal_id))
+    fields = invoice_for(deal.deal_id)
 
+    invoice = invoice_of(books, fields)
     assert item_ids(invoice) == [new_widget["Id"], deal.service_id]
+    # Written with the remembered items, refused (2500 on ItemRef), the items checked and matched again, written
+    # once more; the customer, which QuickBooks did not refuse, stays as remembered.
+    assert quickbooks_calls(fake_quickbooks) == ["POST /invoice", "POST /batch", "POST /invoice"]
+    [check] = item_lookups(fake_quickbooks)
+    assert all("FROM Item" in item["Query"] for item in check.json["BatchItemRequest"])
+    writes = fake_quickbooks.requests_to("POST", "/invoice")
+    assert writes[0].query["requestid"] != writes[1].query["requestid"]
+    assert len(books.all("Invoice")) == 2  # the first execution's and this one's
     with app.app_context():
         assert MappingStore(db, connection).get("product", "501") == new_widget["Id"]
+    notes = stored_executions(app)[1].notes
+    assert any(f"QuickBooks product {deal.widget_id}, remembered for HubSpot product 501" in note for note in notes)
+    assert any("QuickBooks refused the invoice" in n and "Resolving the remembered products again" in n for n in notes)
+
+
+def test_remembered_item_that_no_longer_exists_refuses_the_write_once(
+    app, portal, connection, fake_quickbooks, books, invoice_for
+):
+    deal = seed_deal(portal, fake_quickbooks)
+    with app.app_context():  # remembered with its facts, then gone from QuickBooks
+        MappingStore(db, connection).remember("product", "501", "99999", {"taxable": False})
+    fake_quickbooks.reset_requests()
+
+    fields = invoice_for(deal.deal_id)
+
+    invoice = invoice_of(books, fields)
+    assert item_ids(invoice) == [deal.widget_id, deal.service_id]
+    writes = fake_quickbooks.requests_to("POST", "/invoice")
+    assert [w.json["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] for w in writes] == ["99999", deal.widget_id]
+    assert [i["Id"] for i in books.all("Invoice")] == [fields["quickbooks_document_id"]]
+    with app.app_context():
+        assert MappingStore(db, connection).get("product", "501") == deal.widget_id
     assert any(
-        f"QuickBooks product {deal.widget_id}, remembered for HubSpot product 501" in note
-        for note in stored_executions(app)[1].notes
+        "QuickBooks product 99999, remembered for HubSpot product 501" in note
+        for note in stored_executions(app)[0].notes
     )
+
+
+def test_a_remembered_taxable_item_keeps_its_lines_taxable(app, portal, fake_quickbooks, books, invoice_for):
+    """US sales tax: a line is TAX when HubSpot taxed it or its Item is taxable; a warm run remembers which."""
+    deal = seed_deal(portal, fake_quickbooks)
+    books.patch("Item", deal.widget_id, Taxable=True)
+    cold = invoice_of(books, invoice_for(deal.deal_id))
+    fake_quickbooks.reset_requests()
+
+    warm = invoice_of(books, invoice_for(deal.deal_id))
+
+    assert quickbooks_calls(fake_quickbooks) == ["POST /invoice"]
+    for invoice in (cold, warm):
+        assert [line["SalesItemLineDetail"]["TaxCodeRef"]["value"] for line in item_lines(invoice)] == ["TAX", "NON"]
 
 
 # -- creating missing products -----------------------------------------------------------------------------
@@ -364,17 +410,13 @@ def test_quickbooks_calls_cold_and_warm(portal, fake_quickbooks, books, invoice_
     invoice_of(books, invoice_for(deal.deal_id))
     warm = quickbooks_calls(fake_quickbooks)
 
-    customer_id = books.all("Customer")[0]["Id"]
     assert cold == [
         "GET /preferences",  # then cached for the connection
-        "POST /batch",  # the two line items: remembered ids, SKUs, names
-        "POST /batch",  # the customer: email match and display-name check
+        "POST /batch",  # every read together: the line items (SKUs, names) and the customer (email, names)
         "POST /customer",
         "POST /invoice",
     ]
     assert warm == [
-        "POST /batch",  # the line items: remembered ids (still active?) in the same one request
-        f"GET /customer/{customer_id}",  # the remembered customer, still active?
-        "POST /invoice",
+        "POST /invoice",  # with the remembered customer and items, as remembered: QuickBooks checks them anyway
     ]
     print(f"\nQuickBooks calls for one invoice: cold {len(cold)} {cold}; warm {len(warm)} {warm}")

@@ -448,6 +448,28 @@ def test_a_missing_payment_method_is_created_once_for_all_payments(
     assert len(fake_quickbooks.requests_to("POST", "/paymentmethod")) == 1
 
 
+def test_a_remembered_payment_method_made_inactive_refuses_the_write_once(
+    app, fake_quickbooks, books, make_record, action_for
+):
+    first = make_record("COMMERCE_PAYMENT", hs_payment_method_type="check", hs_reference_number="HSP-1")
+    second = make_record("COMMERCE_PAYMENT", hs_payment_method_type="check", hs_reference_number="HSP-2")
+    check = books.find("PaymentMethod", Name="Check")
+    document_of(books, "create_sales_receipt", action_for("create_sales_receipt", first, "COMMERCE_PAYMENT"))
+    books.patch("PaymentMethod", check["Id"], Active=False)
+    fake_quickbooks.reset_requests()
+
+    fields = action_for("create_sales_receipt", second, "COMMERCE_PAYMENT")
+
+    receipt = document_of(books, "create_sales_receipt", fields)
+    assert "PaymentMethodRef" not in receipt  # an inactive method is left out, as when it is looked up
+    writes = fake_quickbooks.requests_to("POST", "/salesreceipt")
+    assert [w.json.get("PaymentMethodRef") for w in writes] == [{"value": check["Id"]}, None]
+    assert len(books.all("SalesReceipt")) == 2
+    notes = " ".join(stored_executions(app)[1].notes)
+    assert "Resolving the remembered payment method again" in notes
+    assert "payment method 'Check' is inactive" in notes
+
+
 def test_the_payment_reference_becomes_the_payment_ref_num(books, make_record, action_for):
     payment_id = make_record("COMMERCE_PAYMENT", hs_reference_number="HSP-7F3K2")
 

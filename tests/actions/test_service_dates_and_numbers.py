@@ -273,7 +273,7 @@ class StubBooks:
         self.holders = holders
         self.queries = []
 
-    def create(self, entity, body, *, request_id):
+    def create(self, entity, body, *, request_id, before_batch=None):
         raise QuickBooksFault(
             6140,
             "Duplicate Document Number Error",

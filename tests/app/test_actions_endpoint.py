@@ -166,6 +166,22 @@ def test_unsigned_request_gets_401(client, deal):
             ).encode(),
             "origin.portalId",
         ),
+        (  # found by schemathesis: int() would cut a fraction to 0 and accept it
+            json.dumps(
+                {
+                    "callbackId": "x",
+                    "origin": {"portalId": 62515, "actionDefinitionVersion": -1.07e-238},
+                    "object": {"objectId": 1, "objectType": "DEAL"},
+                }
+            ).encode(),
+            "origin.actionDefinitionVersion",
+        ),
+        (
+            json.dumps(
+                {"callbackId": "x", "origin": {"portalId": 62515.5}, "object": {"objectId": 1, "objectType": "DEAL"}}
+            ).encode(),
+            "origin.portalId",
+        ),
     ],
 )
 def test_malformed_requests_get_400_with_reasons(raw, reason, signed_post, app):

@@ -2,9 +2,6 @@
 PostgreSQL + Redis. Duplicates and lost work hide in the queue, so these run the real thing."""
 
 import json
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -16,7 +13,7 @@ from app import queue
 from app.extensions import db
 from app.storage.models import Execution, QuickBooksDocument, QuickBooksEvent, utcnow
 from app.worker import requeue_stale
-from tests.conftest import PORTAL_ID, REALM_ID, execution_body
+from tests.conftest import PORTAL_ID, REALM_ID, execution_body, wait_for
 from tests.scenarios import seed_deal
 
 PATH = "/hubspot/actions/create_invoice"
@@ -26,44 +23,6 @@ BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indir
 @pytest.fixture
 def app_config(app_config):
     return {**app_config, "QUEUE_IMMEDIATE": False}
-
-
-@pytest.fixture
-def start_worker(app, app_config, tmp_path):
-    processes = []
-
-    def start(**extra_env):
-        env = {
-            **os.environ,
-            **{k: str(v) for k, v in app_config.items() if k not in ("TESTING", "QUEUE_IMMEDIATE")},
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "WORKER_THREADS": "2",
-            **extra_env,
-        }
-        log = open(tmp_path / f"worker-{len(processes)}.log", "w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "app", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        processes.append((process, log))
-        return process
-
-    yield start
-    for process, log in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def execution_states(app):

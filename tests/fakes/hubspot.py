@@ -1404,6 +1404,7 @@ class FakeHubSpot(LoopbackServer):
         self.latency = latency  # seconds slept per request, outside the lock
         self.latency_jitter = latency_jitter  # +/- uniformly around latency
         self.rate_limited: Counter[str] = Counter()  # 429s the rate limit caused, by policy
+        self.rate_limited_at: list[float] = []  # when (time.time()), to tell which fault they followed
         self.injected: Counter[str] = Counter()  # faults chaos() injected, by kind
         self._chaos: Chaos | None = None
         self._load_lock = threading.Lock()  # chaos draws and their counters: never waits for self._lock
@@ -1751,6 +1752,7 @@ class FakeHubSpot(LoopbackServer):
         if self.enforce_rate_limit and len(window) >= self.rate_limit_max:
             with self._load_lock:
                 self.rate_limited["ten_secondly"] += 1
+                self.rate_limited_at.append(time.time())
             raise ApiError(429, rate_limit_body())
         window.append(now)
 
