@@ -514,6 +514,9 @@ def requeue_stale(at_start: bool = False) -> int:
                 queue.enqueue_completion(execution.id)
             else:
                 queue.enqueue_execution(execution.id)
+        # Counted as queued now: behind a month-end backlog a job may wait longer than STALE_AFTER_SECONDS for
+        # its turn, and must not be queued again every minute while it does.
+        execution_service.mark_requeued(session, [execution.id for execution in stale])
     if stale:
         log.warning("re-enqueued %d executions whose jobs were lost", len(stale))
     return len(resumed) + len(stale)

@@ -277,6 +277,18 @@ def stale_executions(session, *, older_than: timedelta, limit: int = 500) -> lis
     return list(session.scalars(select(Execution).where(lost).order_by(Execution.id).limit(limit)))
 
 
+def mark_requeued(session, execution_ids: list[int]) -> None:
+    """Their jobs were queued again just now: the sweep leaves them for another STALE_AFTER_SECONDS."""
+    if execution_ids:
+        session.execute(
+            update(Execution)
+            .where(Execution.id.in_(execution_ids), Execution.status.in_([Execution.PENDING, Execution.FINISHED]))
+            .values(updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+
+
 def waiting_executions(session, *, after_id: int = 0, limit: int = 500) -> list[Execution]:
     """Executions waiting for a job, scheduled or not, whose lease (if any) ran out: what a queue that lost
     its jobs (Redis restarted without persistence) must be given again. By id, from `after_id`."""

@@ -120,3 +120,22 @@ def test_empty_inputs_take_the_defaults_of_hubspot_app_json(app):
     with app.app_context():
         inputs = worker.inputs_with_defaults(execution)
     assert inputs == {"customer": "first_associated_contact", "create_missing_products": "false", "payment_terms": "3"}
+
+
+def test_a_job_waiting_behind_a_backlog_is_queued_again_once_per_stale_period(
+    app, signed_post, portal, connection, fake_quickbooks, monkeypatch
+):
+    """Month-end: thousands of jobs ahead, each waiting longer than STALE_AFTER_SECONDS for its turn. The sweep
+    may take one for lost, but queues it again once per period, not at every minute's sweep."""
+    deal = seed_deal(portal, fake_quickbooks)
+    queued = []
+    monkeypatch.setattr("app.queue.enqueue_execution", lambda execution_id, delay=None: queued.append(execution_id))
+    signed_post("/hubspot/actions/create_invoice", execution_body(object_id=deal.deal_id))
+    app.config["STALE_AFTER_SECONDS"] = 60
+    with app.app_context():
+        execution = only_execution()
+        execution.updated_at = execution.updated_at - timedelta(seconds=120)  # waited two minutes in the queue
+        db.session.commit()
+        assert worker.requeue_stale() == 1
+        assert worker.requeue_stale() == 0  # the next minute's sweep: it was queued again a moment ago
+    assert queued == [execution.id, execution.id]  # the delivery's job, and the sweep's one
