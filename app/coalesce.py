@@ -28,13 +28,21 @@ class _Batch:
 
 
 class Coalescer:
-    def __init__(self, window: float = DEFAULT_WINDOW, busy_within: float | None = None):
+    def __init__(self, window: float = DEFAULT_WINDOW, busy_within: float | None = None, throttled_window: float = 0.0):
         self.window = window
         self.busy_within = max(0.5, 5 * window) if busy_within is None else busy_within
+        # While the rate limiter makes requests wait, a call waits for its turn anyway: a leader may as well wait
+        # this long for company, and each turn carries up to a whole batch instead of one call.
+        self.throttled_window = max(throttled_window, window)
+        self.throttled_until = 0.0  # monotonic time; see throttled()
         self._open: dict[Hashable, _Batch] = {}
         self._last_call: dict[Hashable, float] = {}
         self._lock = threading.Lock()
         self.sent = 0  # shared requests made (for tests and the benchmark)
+
+    def throttled(self, _policy: str = "", _seconds: float = 0.0) -> None:
+        """The rate limiter just made a request wait (its on_wait hook): batch generously for a while."""
+        self.throttled_until = time.monotonic() + 2.0
 
     def call(
         self,
@@ -60,7 +68,8 @@ class Coalescer:
             batch = self._open.get(key)
             leader = batch is None
             if leader:
-                batch = self._open[key] = _Batch(wait=self.window if busy else 0.0)
+                window = self.throttled_window if now < self.throttled_until else self.window
+                batch = self._open[key] = _Batch(wait=window if busy else 0.0)
             index = len(batch.items)
             batch.items.append(item)
             if len(batch.items) >= limit:
@@ -111,4 +120,11 @@ class Coalescer:
 def init_app(app) -> None:
     """app.extensions["coalescer"]: this process's, or None when COALESCE_WINDOW_SECONDS is 0 (each call alone)."""
     window = float(app.config["COALESCE_WINDOW_SECONDS"])
-    app.extensions["coalescer"] = Coalescer(window=window) if window > 0 else None
+    if window <= 0:
+        app.extensions["coalescer"] = None
+        return
+    from app import limits
+
+    coalescer = Coalescer(window=window, throttled_window=float(app.config["COALESCE_THROTTLED_WINDOW_SECONDS"]))
+    limits.on_wait.append(coalescer.throttled)
+    app.extensions["coalescer"] = coalescer

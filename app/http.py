@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 import requests
 
 from actions.errors import TransientError
+from app import metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,13 @@ def send(
         reason, retry_after = None, None
         try:
             with limit() if limit else nullcontext():
+                started = time.monotonic()
                 response = session.request(method, url, timeout=timeout, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            metrics.request_done(service, method, "error", time.monotonic() - started)
             reason = f"{type(exc).__name__} calling {service}"
         else:
+            metrics.request_done(service, method, response.status_code, time.monotonic() - started)
             if response.status_code not in TRANSIENT_STATUSES and not is_throttle_body(response):
                 return response
             reason = f"{service} answered HTTP {response.status_code}"

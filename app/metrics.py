@@ -116,7 +116,11 @@ def limiter_waited(policy: str, seconds: float) -> None:
 
 def init_app(app) -> None:
     """GET /metrics, and the multiprocess directory when one is configured (made here too for `flask worker`,
-    which gunicorn.conf.py does not run for)."""
+    which gunicorn.conf.py does not run for); the rate limiter's waits are observed."""
+    from app import limits
+
+    if limiter_waited not in limits.on_wait:
+        limits.on_wait.append(limiter_waited)
     from app.blueprints import metrics as blueprint
     from app.extensions import csrf
 

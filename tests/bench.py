@@ -64,8 +64,9 @@ PORTAL_ID = 80_100
 REALM_ID = "9380000000000001"
 ACTION = "create_invoice"
 PATH = f"/hubspot/actions/{ACTION}"
-WIDGET = {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200"}
-SETUP = {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250"}
+# Line items added from HubSpot's product library carry their product's id, which a warm run's item mapping is keyed by.
+WIDGET = {"name": "Widget", "hs_sku": "W-1", "quantity": "2", "price": "100", "amount": "200", "hs_product_id": "501"}
+SETUP = {"name": "Setup service", "quantity": "1", "price": "250", "amount": "250", "hs_product_id": "502"}
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/qbo_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 MB = 1024 * 1024

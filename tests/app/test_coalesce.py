@@ -94,3 +94,22 @@ def test_alone_a_call_is_sent_by_itself_at_once():
     started = time.monotonic()
     assert coalescer.call("k", "x", lambda items: [f"{items[0]}!"]) == "x!"
     assert coalescer.sent == 1 and time.monotonic() - started < 1  # nothing under way: no waiting
+
+
+def test_while_the_rate_limits_make_requests_wait_a_leader_waits_longer_for_company():
+    coalescer = Coalescer(window=0.01, throttled_window=0.4)
+    busy(coalescer, "k")
+    coalescer.throttled("hubspot-requests", 0.5)  # the limiter's on_wait hook
+    sent = []
+
+    def send(items):
+        sent.append(len(items))
+        return items
+
+    def late(n):
+        time.sleep(0.1 * n)  # arriving one after another, 100 ms apart: too late for a 10 ms window
+        return coalescer.call("k", n, send)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert sorted(pool.map(late, range(3))) == [0, 1, 2]
+    assert sent == [3]

@@ -209,5 +209,11 @@ def test_the_worker_counts_what_it_finished_and_logs_each_line_with_its_executio
         scrape(client), "qbo_actions_executions_total", action="create_invoice", outcome="SUCCESS", error_code=""
     )
     assert after == before + 1
+    samples = scrape(client)
+    sent = [v for (name, labels), v in samples.items() if name == "qbo_actions_http_requests_total"]
+    assert {dict(labels)["service"] for (name, labels) in samples if name == "qbo_actions_http_requests_total"} >= {
+        "QuickBooks",
+        "HubSpot",
+    } and sum(sent) > 0  # every request to QuickBooks and HubSpot is counted, with its latency
     finished = [r for r in caplog.records if "finished: SUCCESS" in r.getMessage()]
     assert finished and all(getattr(r, "execution_id", None) for r in finished)
