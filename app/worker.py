@@ -473,6 +473,14 @@ class LeaseKeeper:
         return held
 
 
+def enqueue_next_job(execution_id: int, status: str, delay: float | None = None) -> None:
+    """The job a waiting execution needs: a finished one its callback completion, any other its run."""
+    if status == Execution.FINISHED:
+        queue.enqueue_completion(execution_id, delay=delay)
+    else:
+        queue.enqueue_execution(execution_id, delay=delay)
+
+
 def resume_orphans() -> list[int]:
     """Take back at once what a worker process of this host held when it died (its pid is gone, or it is this
     process's pid under another boot id): a run goes back to pending, a completion is freed; both are
@@ -484,10 +492,7 @@ def resume_orphans() -> list[int]:
             if execution_service.release_orphan(session, execution):
                 resumed.append((execution.id, status, owner))
     for execution_id, status, owner in resumed:
-        if status == Execution.FINISHED:
-            queue.enqueue_completion(execution_id)
-        else:
-            queue.enqueue_execution(execution_id)
+        enqueue_next_job(execution_id, status)
         log.warning("execution %s: its worker %s is gone; resumed at once", execution_id, owner)
     return [execution_id for execution_id, _, _ in resumed]
 
@@ -510,10 +515,7 @@ def requeue_stale(at_start: bool = False) -> int:
             if execution.id not in resumed
         ]
         for execution in stale:
-            if execution.status == Execution.FINISHED:
-                queue.enqueue_completion(execution.id)
-            else:
-                queue.enqueue_execution(execution.id)
+            enqueue_next_job(execution.id, execution.status)
         # Counted as queued now: behind a month-end backlog a job may wait longer than STALE_AFTER_SECONDS for
         # its turn, and must not be queued again every minute while it does.
         execution_service.mark_requeued(session, [execution.id for execution in stale])
@@ -530,10 +532,7 @@ def requeue_waiting() -> int:
             batch = execution_service.waiting_executions(session, after_id=after_id)
         for execution in batch:
             delay = max(0.0, (execution.next_run_at - utcnow()).total_seconds()) if execution.next_run_at else None
-            if execution.status == Execution.FINISHED:
-                queue.enqueue_completion(execution.id, delay=delay)
-            else:
-                queue.enqueue_execution(execution.id, delay=delay)
+            enqueue_next_job(execution.id, execution.status, delay)
         count += len(batch)
         if len(batch) < 500:
             break

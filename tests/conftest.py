@@ -365,3 +365,16 @@ def wait_for(condition, timeout=30.0):
             return True
         time.sleep(0.1)
     return False
+
+
+class FixedTokens:
+    """A client's token source for a token the fake accepts: never refreshed."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def access_token(self):
+        return self.token
+
+    def refresh(self, rejected=None):
+        raise AssertionError("the fake's token is valid")

@@ -9,20 +9,9 @@ import pytest
 
 from app.coalesce import Coalescer
 from app.hubspot.client import HubSpotClient, HubSpotError, HubSpotNotFound
-from tests.conftest import PORTAL_ID
+from tests.conftest import PORTAL_ID, FixedTokens
 
 PORTALS = 6
-
-
-class Tokens:
-    def __init__(self, token):
-        self.token = token
-
-    def access_token(self):
-        return self.token
-
-    def refresh(self, rejected=None):
-        raise AssertionError("the fake's token is valid")
 
 
 @pytest.fixture
@@ -32,7 +21,8 @@ def clients(fake_hubspot):
     coalescer = Coalescer(window=0.3)
 
     def client():
-        return HubSpotClient(base_url=fake_hubspot.url, tokens=Tokens(token), portal_id=PORTAL_ID, coalescer=coalescer)
+        tokens = FixedTokens(token)
+        return HubSpotClient(base_url=fake_hubspot.url, tokens=tokens, portal_id=PORTAL_ID, coalescer=coalescer)
 
     built = [client() for _ in range(PORTALS)]
     return built, coalescer

@@ -38,7 +38,7 @@ from app.limits import (
 from app.quickbooks.client import BooksClient, books_client
 from app.storage.connections import get_portal
 from app.storage.models import QuickBooksConnection, RateLimitCounter
-from tests.conftest import PORTAL_ID, REALM_ID
+from tests.conftest import PORTAL_ID, REALM_ID, FixedTokens
 
 STORES = pytest.mark.parametrize(
     "backend, kind",
@@ -336,17 +336,6 @@ class CountingStore(MemoryStore):
     def increment(self, bucket, number, keep_seconds):
         self.buckets.append(bucket)
         return super().increment(bucket, number, keep_seconds)
-
-
-class FixedTokens:
-    def __init__(self, token):
-        self.token = token
-
-    def access_token(self):
-        return self.token
-
-    def refresh(self, rejected=None):
-        raise AssertionError("the fake's token is valid")
 
 
 def tiny_books(fake_quickbooks, limiter) -> BooksClient:
