@@ -1,15 +1,18 @@
 """One request for many executions: calls that threads of one process make at about the same time, to the same
 endpoint of the same account, are gathered and sent together (HubSpot's batch reads and batch callback completion).
 
-The first caller of a key leads: it waits up to `window` seconds for others (less once `limit` are in), sends
-them all in one request, and hands each caller its own answer. It waits only when the key is busy (another call
-of it began within `busy_within` seconds), so a lone execution is not slowed; under load every call saves
-requests. A failure of the shared request is every caller's failure: nothing is answered for a call not made.
+The first caller of a key leads: it waits up to `window` seconds for others (less once `limit` are in), then
+for the request's turn within the rate limits (`turn`) with the batch still open, sends them all in one request,
+and hands each caller its own answer. It waits the window only when the key is busy (another call of it began
+within `busy_within` seconds), so a lone execution is not slowed; while the rate limits make requests wait
+(month-end), every call that arrives during the leader's wait for its turn rides along: the busier, the fuller
+each request. A failure of the shared request is every caller's failure: nothing is answered for a call not made.
 """
 
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,21 +31,13 @@ class _Batch:
 
 
 class Coalescer:
-    def __init__(self, window: float = DEFAULT_WINDOW, busy_within: float | None = None, throttled_window: float = 0.0):
+    def __init__(self, window: float = DEFAULT_WINDOW, busy_within: float | None = None):
         self.window = window
         self.busy_within = max(0.5, 5 * window) if busy_within is None else busy_within
-        # While the rate limiter makes requests wait, a call waits for its turn anyway: a leader may as well wait
-        # this long for company, and each turn carries up to a whole batch instead of one call.
-        self.throttled_window = max(throttled_window, window)
-        self.throttled_until = 0.0  # monotonic time; see throttled()
         self._open: dict[Hashable, _Batch] = {}
         self._last_call: dict[Hashable, float] = {}
         self._lock = threading.Lock()
         self.sent = 0  # shared requests made (for tests and the benchmark)
-
-    def throttled(self, _policy: str = "", _seconds: float = 0.0) -> None:
-        """The rate limiter just made a request wait (its on_wait hook): batch generously for a while."""
-        self.throttled_until = time.monotonic() + 2.0
 
     def call(
         self,
@@ -51,12 +46,16 @@ class Coalescer:
         send: Callable[[list], Sequence],
         limit: int = 100,
         before_joining: Callable[[], None] | None = None,
+        turn: Callable[[], AbstractContextManager] | None = None,
     ) -> Any:
         """`send(items)` answers one value per item, in order (an Exception instance is raised to its caller).
 
         `before_joining()`, when given, runs before the item may go with others; when the key is not busy the
         item is sent alone without it (a write whose batch carries no idempotency key of its own marks itself
-        first, so a retry after an unanswered batch knows to look before writing again)."""
+        first, so a retry after an unanswered batch knows to look before writing again).
+
+        `turn()`, when given, takes the rate-limit turn of the request `send` is about to make (app/limits.py
+        `turn_ahead`); the batch stays open while its leader waits for it."""
         if before_joining is not None:
             if not self._busy(key):
                 return self._alone(key, item, send)
@@ -68,15 +67,14 @@ class Coalescer:
             batch = self._open.get(key)
             leader = batch is None
             if leader:
-                window = self.throttled_window if now < self.throttled_until else self.window
-                batch = self._open[key] = _Batch(wait=window if busy else 0.0)
+                batch = self._open[key] = _Batch(wait=self.window if busy else 0.0)
             index = len(batch.items)
             batch.items.append(item)
             if len(batch.items) >= limit:
                 del self._open[key]  # full: the next caller starts another
                 batch.full.set()
         if leader:
-            self._lead(key, batch, send)
+            self._lead(key, batch, send, turn)
         else:
             batch.done.wait()
         if batch.error is not None:
@@ -99,22 +97,28 @@ class Coalescer:
             raise answer
         return answer
 
-    def _lead(self, key, batch: _Batch, send) -> None:
+    def _lead(self, key, batch: _Batch, send, turn) -> None:
         if batch.wait > 0:
             batch.full.wait(batch.wait)
-        with self._lock:
-            if self._open.get(key) is batch:
-                del self._open[key]  # closed: later callers start another
         try:
-            answers = send(list(batch.items))
+            with turn() if turn else nullcontext():
+                self._close(key, batch)
+                answers = send(list(batch.items))
             if len(answers) != len(batch.items):
                 raise RuntimeError(f"a batch of {len(batch.items)} got {len(answers)} answers")
             batch.answers = answers
         except BaseException as error:  # noqa: BLE001 - handed to every caller, re-raised in each
             batch.error = error
         finally:
+            self._close(key, batch)  # also when no turn came
             self.sent += 1
             batch.done.set()
+
+    def _close(self, key, batch: _Batch) -> None:
+        """Later callers of the key start another batch."""
+        with self._lock:
+            if self._open.get(key) is batch:
+                del self._open[key]
 
 
 def init_app(app) -> None:
@@ -123,8 +127,4 @@ def init_app(app) -> None:
     if window <= 0:
         app.extensions["coalescer"] = None
         return
-    from app import limits
-
-    coalescer = Coalescer(window=window, throttled_window=float(app.config["COALESCE_THROTTLED_WINDOW_SECONDS"]))
-    limits.on_wait.append(coalescer.throttled)
-    app.extensions["coalescer"] = coalescer
+    app.extensions["coalescer"] = Coalescer(window=window)

@@ -90,10 +90,9 @@ DEFAULTS = {
     # HubSpot's limit per portal, per 10 seconds.
     "HUBSPOT_REQUESTS_PER_10_SECONDS": "110",
     # Seconds a HubSpot call waits for other executions' calls of the same kind, to go as one batch request
-    # (batch reads, batch callback completion), when such calls are under way; 0: every call alone.
+    # (batch reads, batch callback completion), when such calls are under way; 0: every call alone. While the
+    # rate limits make requests wait (month-end), calls also join during the wait for the batch's turn.
     "COALESCE_WINDOW_SECONDS": "0.02",
-    # ...and while the rate limits make requests wait anyway (month-end): each turn then carries a whole batch.
-    "COALESCE_THROTTLED_WINDOW_SECONDS": "1.0",
     # "off": send without waiting for a turn (when something in front of us limits the requests instead).
     "RATE_LIMITS": "on",
     # When set, GET /metrics (Prometheus) wants `Authorization: Bearer <METRICS_TOKEN>`; empty: open to all.

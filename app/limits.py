@@ -302,6 +302,7 @@ class Limiter:
         self._lock = threading.Lock()
         self._down_until: dict[int, float] = {}  # id(store) → until when it is left alone
         self._warned_at = -math.inf
+        self._local = threading.local()  # .ahead: {(policy name, key)} turns this thread took ahead
 
     # -- what the clients call ---------------------------------------------------------------------------
 
@@ -314,6 +315,37 @@ class Limiter:
     def hubspot(self, portal_id):
         """A turn for one HubSpot request of this portal."""
         return self.acquire(self.hubspot_requests, str(portal_id or ""))
+
+    def hubspot_ahead(self, portal_id):
+        """The turn of this thread's next HubSpot request of this portal, taken now (see turn_ahead)."""
+        return self.turn_ahead(self.hubspot_requests, str(portal_id or ""))
+
+    def quickbooks_ahead(self, realm_id: str):
+        """The request turn (not the /batch one) of this thread's next QuickBooks request, taken now."""
+        return self.turn_ahead(self.quickbooks_requests, realm_id)
+
+    @contextmanager
+    def turn_ahead(self, policy: Policy, key: str):
+        """Take the turn of this thread's next request under `policy` now and hold it while the block runs; that
+        request, sent within the block, uses it instead of waiting for another (its retries take their own).
+
+        Why: a batch's leader waits for its turn with the batch still open, so while the rate limit makes
+        requests wait, every call that arrives meanwhile travels in the same request."""
+        if not self.enabled:
+            yield
+            return
+        with self.acquire(policy, key):
+            ahead = self._ahead()
+            ahead.add((policy.name, key))
+            try:
+                yield
+            finally:
+                ahead.discard((policy.name, key))
+
+    def _ahead(self) -> set:
+        if not hasattr(self._local, "ahead"):
+            self._local.ahead = set()
+        return self._local.ahead
 
     # -- the algorithm -----------------------------------------------------------------------------------
 
@@ -330,7 +362,13 @@ class Limiter:
         if not self.enabled:
             yield
             return
-        policies = (policy, *also)
+        ahead = self._ahead()
+        policies = tuple(each for each in (policy, *also) if (each.name, key) not in ahead)
+        ahead.difference_update((each.name, key) for each in (policy, *also))  # used up by this request
+        if not policies:
+            yield
+            return
+        policy = policies[0]
         started = time.monotonic()
         deadline = started + self.max_wait
         waited = False

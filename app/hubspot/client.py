@@ -236,7 +236,8 @@ class HubSpotClient:
         def send(items):
             return [one(items[0])] if len(items) == 1 else many(items)
 
-        return self.coalescer.call((self.base_url, self.portal_id, *key), item, send, limit=BATCH_LIMIT)
+        turn = (lambda: self.limiter.hubspot_ahead(self.portal_id)) if self.limiter else None
+        return self.coalescer.call((self.base_url, self.portal_id, *key), item, send, limit=BATCH_LIMIT, turn=turn)
 
     @staticmethod
     def _answer_of(function, item):

@@ -3,6 +3,7 @@
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
@@ -96,11 +97,17 @@ def test_alone_a_call_is_sent_by_itself_at_once():
     assert coalescer.sent == 1 and time.monotonic() - started < 1  # nothing under way: no waiting
 
 
-def test_while_the_rate_limits_make_requests_wait_a_leader_waits_longer_for_company():
-    coalescer = Coalescer(window=0.01, throttled_window=0.4)
+def test_calls_arriving_while_the_leader_waits_for_its_turn_ride_along():
+    coalescer = Coalescer(window=0.01)
     busy(coalescer, "k")
-    coalescer.throttled("hubspot-requests", 0.5)  # the limiter's on_wait hook
     sent = []
+    turn_given = threading.Event()
+
+    @contextmanager
+    def turn():  # the rate limiter makes the request wait 0.5 s for its turn
+        time.sleep(0.5)
+        turn_given.set()
+        yield
 
     def send(items):
         sent.append(len(items))
@@ -108,8 +115,21 @@ def test_while_the_rate_limits_make_requests_wait_a_leader_waits_longer_for_comp
 
     def late(n):
         time.sleep(0.1 * n)  # arriving one after another, 100 ms apart: too late for a 10 ms window
-        return coalescer.call("k", n, send)
+        return coalescer.call("k", n, send, turn=turn)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         assert sorted(pool.map(late, range(3))) == [0, 1, 2]
-    assert sent == [3]
+    assert sent == [3] and turn_given.is_set()
+
+
+def test_no_turn_fails_every_caller_and_the_next_call_starts_afresh():
+    coalescer = Coalescer(window=0.01)
+
+    @contextmanager
+    def no_turn():
+        raise TimeoutError("no turn within 120 s")
+        yield
+
+    with pytest.raises(TimeoutError):
+        coalescer.call("k", 1, lambda items: items, turn=no_turn)
+    assert coalescer.call("k", 2, lambda items: items) == 2

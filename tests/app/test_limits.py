@@ -308,6 +308,36 @@ def test_no_turn_within_max_wait_is_a_transient_failure():
         pass
 
 
+def test_a_turn_taken_ahead_is_used_by_the_next_request_only():
+    store = CountingStore()
+    limiter = Limiter(store)
+    requests_policy, batches_policy = limiter.quickbooks_requests, limiter.quickbooks_batches
+    with limiter.quickbooks_ahead(REALM_ID):
+        assert len(store.buckets) == 1  # the request's token, taken before anything is sent
+        with limiter.acquire(requests_policy, REALM_ID, batches_policy):  # the request, a /batch: only its batch token
+            pass
+        with limiter.acquire(requests_policy, REALM_ID):  # a retry takes a turn of its own
+            pass
+    with limiter.acquire(requests_policy, REALM_ID):  # after the block nothing is left over
+        pass
+    assert [bucket.split(":")[0] for bucket in store.buckets] == [
+        requests_policy.name,
+        batches_policy.name,
+        requests_policy.name,
+        requests_policy.name,
+    ]
+
+
+def test_a_turn_taken_ahead_but_unused_is_not_left_for_later():
+    store = CountingStore()
+    limiter = Limiter(store)
+    with limiter.hubspot_ahead(62515):
+        pass  # nothing sent (an answer from a cache, an error before the request)
+    with limiter.hubspot(62515):
+        pass
+    assert len(store.buckets) == 2
+
+
 def test_the_wait_is_reported_to_the_hooks():
     seen = []
     on_wait.append(lambda name, seconds: seen.append((name, seconds)))
