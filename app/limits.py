@@ -496,14 +496,16 @@ def init_app(app) -> None:
     if config["RATE_LIMITS"] == "off":
         app.extensions["limiter"] = Limiter(enabled=False)
         return
-    from app.extensions import db
+    from app.extensions import REDIS_MAX_CONNECTIONS, db
 
     store, backup = DatabaseStore(db.engine), None
     if config["REDIS_URL"]:
         import redis
 
         # Short timeouts: an unreachable Redis must cost a request little before the database takes over.
-        redis_client = redis.Redis.from_url(config["REDIS_URL"], socket_connect_timeout=0.25, socket_timeout=1)
+        redis_client = redis.Redis.from_url(
+            config["REDIS_URL"], socket_connect_timeout=0.25, socket_timeout=1, max_connections=REDIS_MAX_CONNECTIONS
+        )
         store, backup = RedisStore(redis_client), store
     app.extensions["limiter"] = Limiter(
         store,

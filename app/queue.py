@@ -14,6 +14,8 @@ from huey import RedisHuey, SqliteHuey, crontab
 from huey.exceptions import RetryTask
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from app.extensions import REDIS_MAX_CONNECTIONS
+
 log = logging.getLogger(__name__)
 
 # The database or the queue's store went away for a moment (a restart, a failover, a network blip): nothing
@@ -44,7 +46,8 @@ def build_huey(config):
     name = config.get("QUEUE_NAME", "qbo-actions")
     immediate = bool(config.get("QUEUE_IMMEDIATE"))
     if config["REDIS_URL"]:
-        return RedisHuey(name, url=config["REDIS_URL"], immediate=immediate, utc=True)
+        pool = redis.ConnectionPool.from_url(config["REDIS_URL"], max_connections=REDIS_MAX_CONNECTIONS)
+        return RedisHuey(name, connection_pool=pool, immediate=immediate, utc=True)
     return SqliteHuey(name, filename=config["QUEUE_SQLITE_PATH"], immediate=immediate, utc=True)
 
 

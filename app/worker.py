@@ -31,7 +31,7 @@ from app.settings import effective_settings
 from app.storage import documents
 from app.storage import executions as execution_service
 from app.storage.claims import DocumentClaims
-from app.storage.connections import MappingStore, get_portal, list_connections
+from app.storage.connections import MappingStore, get_portal, list_connections, portal_installed
 from app.storage.journal import ExecutionJournal
 from app.storage.models import Execution, QuickBooksEvent, utcnow
 
@@ -78,7 +78,7 @@ def settle_without_running(session, execution: Execution) -> bool:
     error = None
     if execution.action not in ACTIONS:
         error = ActionError("ACTION_NOT_AVAILABLE", action=execution.action)
-    elif get_portal(session, execution.portal_id) is None:
+    elif not portal_installed(session, execution.portal_id):
         error = ActionError(
             "QUICKBOOKS_NOT_CONNECTED",
             reason=f"HubSpot account {execution.portal_id} has not "

@@ -1,5 +1,9 @@
 """Portals, QuickBooks connections and remembered mappings: small get/create services."""
 
+import threading
+import time
+import weakref
+
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -8,6 +12,29 @@ from app.storage.models import Mapping, Portal, QuickBooksConnection
 
 def get_portal(session, portal_id: int) -> Portal | None:
     return session.get(Portal, portal_id)
+
+
+# Portals seen installed lately, per connection pool (each app, so each test, has its own database): the answer
+# path asks on every delivery, and an installation is rarely removed. Only "installed" is remembered, so an
+# install counts at once; a removed installation (its portal row deleted) is noticed within INSTALLED_TTL.
+INSTALLED_TTL = 30.0  # seconds
+_installed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pool → {portal id: seen until}
+_installed_lock = threading.Lock()
+
+
+def portal_installed(session, portal_id: int) -> bool:
+    """Whether the portal installed the app (has a row), as read within the last INSTALLED_TTL seconds."""
+    pool = session.get_bind().pool
+    now = time.monotonic()
+    with _installed_lock:
+        seen = _installed.setdefault(pool, {})
+        if seen.get(portal_id, 0) > now:
+            return True
+    if session.scalar(select(Portal.id).where(Portal.id == portal_id)) is None:  # not its tokens: no decryption
+        return False
+    with _installed_lock:
+        seen[portal_id] = now + INSTALLED_TTL
+    return True
 
 
 def get_or_create_portal(session, portal_id: int) -> Portal:

@@ -2,6 +2,7 @@
 PostgreSQL + Redis. Duplicates and lost work hide in the queue, so these run the real thing."""
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from app import queue
+from app import create_app, queue
 from app.extensions import db
 from app.storage.models import Execution, QuickBooksDocument, QuickBooksEvent, utcnow
 from app.worker import requeue_stale
@@ -132,3 +133,22 @@ def test_an_emptied_redis_gets_write_backs_and_webhooks_back(app, portal, connec
         requeue_stale()
         names = sorted(task.name for task in huey.pending())
         assert names == ["process_webhook", "write_back"]  # not the document refused for good
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_many_worker_threads_share_the_redis_clients(app_config):
+    """Each queue worker thread holds a Redis connection while it waits for a job (BRPOP) and the rate limiter
+    takes another: redis-py's default cap of 100 per client ran out with 128 threads (MaxConnectionsError)."""
+    threads = 150
+    app = create_app({**app_config, "RATE_LIMITS": "on"})
+    huey = app.extensions["queue"].huey
+    limiter_redis = app.extensions["limiter"].store.client
+    gate = threading.Barrier(threads)
+
+    def wait_like_a_worker(_):
+        gate.wait()
+        huey.storage.conn.brpop(["qbo-actions:test-nothing-here"], timeout=1)
+        return limiter_redis.ping()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        assert all(pool.map(wait_like_a_worker, range(threads)))
