@@ -3,14 +3,14 @@
 from actions.context import ActionContext, ActionResult
 from actions.errors import ActionError, Refused
 from actions.steps.accounts import ask_funding_account, chosen_account_id, funding_account, purchase_payment_type
-from actions.steps.company import CompanyProfile, company_profile
-from actions.steps.currency import check_account_currency, document_currency
+from actions.steps.company import CompanyProfile
+from actions.steps.currency import answered_currency, ask_currency, check_account_currency
 from actions.steps.documents import create_document, tracking_note
 from actions.steps.memory import TRUSTED, Memory, after_refusal
 from actions.steps.payments import payment_fee
 from actions.steps.query import Questions
 from actions.steps.source import Source, as_date, load_source
-from actions.steps.vendors import ask_payments_vendor, payments_vendor
+from actions.steps.vendors import ask_payments_vendor, foresee_payments_vendor, payments_vendor
 
 ENTITY = "Purchase"
 PAID_FROM = ("payment_account", "Paid from")
@@ -26,10 +26,9 @@ def run(ctx: ActionContext) -> ActionResult:
             reason="The 'Expense account' field is empty: choose the QuickBooks "
             "expense account for payment fees, for example Bank charges.",
         )
-    company = company_profile(ctx)
-    currency = document_currency(ctx, company, source)
-    payee = Payee(company, currency)
+    payee = Payee(source)
     payee.resolve(ctx, TRUSTED)
+    company, currency = payee.company, payee.currency
     line = {
         "DetailType": "AccountBasedExpenseLineDetail",
         "Amount": float(fee),
@@ -52,11 +51,13 @@ def run(ctx: ActionContext) -> ActionResult:
 
 
 class Payee:
-    """The account the fee was paid from and the vendor it was paid to: remembered, or read in one request."""
+    """The account the fee was paid from and the vendor it was paid to, in the fee's currency: remembered, or read
+    in one request (with the company's preferences, unless the client keeps them)."""
 
-    def __init__(self, company: CompanyProfile, currency: str):
-        self.company = company
-        self.currency = currency
+    def __init__(self, source: Source):
+        self.source = source
+        self.company: CompanyProfile | None = None
+        self.currency = ""  # the fee's, "" when the company keeps one currency (see document_currency)
         self.paid_from: dict = {}
         self.vendor_id = ""
         self.vendor_chosen = False  # in the action's 'Vendor' field: not ours to resolve
@@ -64,12 +65,18 @@ class Payee:
 
     def resolve(self, ctx, memory: Memory) -> None:
         """Both, from memory as far as `memory` allows (the vendor again only when a refusal may be about it)."""
-        questions = Questions()
+        questions = Questions(ctx.books)
+        asked_currency = ask_currency(ctx, self.source, questions)
         asked_account = ask_funding_account(ctx, *PAID_FROM, questions, memory)
+        resolving_vendor = not self.vendor_id or not memory.trusts("vendor")
+        if resolving_vendor:
+            foresee_payments_vendor(ctx, questions, asked_currency.possible, memory)
+        questions.send()  # one QuickBooks request, or none when everything is remembered and kept
+        self.company, self.currency = answered_currency(ctx, asked_currency)  # checked before anything is written
         asked_vendor = None
-        if not self.vendor_id or not memory.trusts("vendor"):
+        if resolving_vendor:
             asked_vendor = ask_payments_vendor(ctx, questions, self.currency, self.company.home_currency, memory)
-        questions.send(ctx)
+            questions.send()  # foreseen above: answered without a request
         self.paid_from = funding_account(ctx, asked_account)
         check_account_currency(self.paid_from, self.currency, self.company, PAID_FROM[1])
         self.from_memory.discard("account")

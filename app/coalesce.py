@@ -24,6 +24,7 @@ DEFAULT_WINDOW = 0.02
 class _Batch:
     wait: float = 0.0  # how long its leader waits for others
     items: list = field(default_factory=list)
+    weight: int = 0
     answers: Sequence | None = None
     error: BaseException | None = None
     full: threading.Event = field(default_factory=threading.Event)
@@ -47,6 +48,7 @@ class Coalescer:
         limit: int = 100,
         before_joining: Callable[[], None] | None = None,
         turn: Callable[[], AbstractContextManager] | None = None,
+        weight: int = 1,
     ) -> Any:
         """`send(items)` answers one value per item, in order (an Exception instance is raised to its caller).
 
@@ -55,7 +57,9 @@ class Coalescer:
         first, so a retry after an unanswered batch knows to look before writing again).
 
         `turn()`, when given, takes the rate-limit turn of the request `send` is about to make (app/limits.py
-        `turn_ahead`); the batch stays open while its leader waits for it."""
+        `turn_ahead`); the batch stays open while its leader waits for it. An item counts `weight` towards
+        `limit` (an execution's several queries in one /batch of at most 30); one that does not fit starts the
+        next batch."""
         if before_joining is not None:
             if not self._busy(key):
                 return self._alone(key, item, send)
@@ -65,14 +69,17 @@ class Coalescer:
             busy = now - self._last_call.get(key, float("-inf")) < self.busy_within
             self._last_call[key] = now
             batch = self._open.get(key)
+            if batch is not None and batch.weight + weight > limit:
+                self._seal(key, batch)  # this item does not fit: it starts the next one
+                batch = None
             leader = batch is None
             if leader:
                 batch = self._open[key] = _Batch(wait=self.window if busy else 0.0)
             index = len(batch.items)
             batch.items.append(item)
-            if len(batch.items) >= limit:
-                del self._open[key]  # full: the next caller starts another
-                batch.full.set()
+            batch.weight += weight
+            if batch.weight >= limit:
+                self._seal(key, batch)  # full: the next caller starts another
         if leader:
             self._lead(key, batch, send, turn)
         else:
@@ -113,6 +120,11 @@ class Coalescer:
             self._close(key, batch)  # also when no turn came
             self.sent += 1
             batch.done.set()
+
+    def _seal(self, key, batch: _Batch) -> None:
+        """Full (the lock held): its leader need not wait out the window, and later callers start another."""
+        del self._open[key]
+        batch.full.set()
 
     def _close(self, key, batch: _Batch) -> None:
         """Later callers of the key start another batch."""

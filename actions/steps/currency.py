@@ -3,14 +3,57 @@
 A record's currency comes from HubSpot (deal_currency_code, hs_currency, hs_currency_code); without one
 it is the company's home currency. Multicurrency off: only the home currency. On: the home currency or
 one the company enabled (CompanyCurrency), and the document names it (CurrencyRef).
+
+The company's preferences travel in the document's one /batch of reads (ask_currency); until they are answered the
+home currency is unknown, so the steps whose queries depend on the currency ask along for every currency the
+document may turn out to be in (`possible`), and once it is decided ask again: answered without a request.
 """
 
+from dataclasses import dataclass
+
 from actions.errors import ActionError
-from actions.steps.company import CompanyProfile
+from actions.steps.company import CompanyProfile, CompanyQuestions, ask_company, company_profile
+from actions.steps.query import Questions
 from actions.steps.source import Source
 
 CURRENCY_PROPERTIES = {"DEAL": "deal_currency_code", "QUOTE": "hs_currency", "COMMERCE_PAYMENT": "hs_currency_code"}
 ENABLED_CURRENCIES = ["SELECT * FROM CompanyCurrency WHERE Active = true MAXRESULTS 1000"]
+
+
+@dataclass
+class CurrencyQuestions:
+    """What deciding the document's currency needs: the company's preferences, and its enabled currencies when
+    the document may be in a foreign one; asked with the document's other reads unless the client keeps them."""
+
+    source: Source
+    company: CompanyQuestions
+    # (document currency, home currency) pairs the document may turn out to be in: the steps whose queries depend
+    # on it (a customer's or vendor's display names, what it is remembered by) ask along for each of them.
+    possible: list[tuple[str, str]]
+
+
+def ask_currency(ctx, source: Source, questions: Questions) -> CurrencyQuestions:
+    company = ask_company(ctx, questions)
+    possible = possible_currencies(source, company_profile(ctx, company))
+    if any(currency and currency != home for currency, home in possible):
+        questions.ask(ENABLED_CURRENCIES, kept=True)  # document_currency then finds them kept
+    return CurrencyQuestions(source, company, possible)
+
+
+def answered_currency(ctx, asked: CurrencyQuestions) -> tuple[CompanyProfile, str]:
+    """The company's profile and the document's currency (see document_currency), once the questions were sent."""
+    company = company_profile(ctx, asked.company)
+    return company, document_currency(ctx, company, asked.source)
+
+
+def possible_currencies(source: Source, company: CompanyProfile | None) -> list[tuple[str, str]]:
+    """(document currency, home currency) as document_currency will decide them, its checks aside; before the
+    company is known, the record's currency may be its home currency or a foreign one ("": not known yet)."""
+    if company is None:
+        named = source.record.get(CURRENCY_PROPERTIES[source.object_type]).upper()
+        return [("", "")] + ([(named, "")] if named else [])
+    currency = record_currency(source, company)
+    return [(currency if company.multicurrency else "", company.home_currency)]
 
 
 def record_currency(source: Source, company: CompanyProfile) -> str:

@@ -7,10 +7,12 @@ employees, so a name is checked before it is used and disambiguated (or refused)
 A remembered customer costs no QuickBooks request: the document is written with it, and QuickBooks refusing it
 as gone or inactive has it matched again (actions/steps/memory.py). A cold lookup asks its questions (the match
 query and the display-name checks) together with the document's other reads, in one /batch; creating a customer
-costs that and the create.
+costs that and the create. Which names and which remembered customer depend on the document's currency: before
+the company's home currency is known, the questions of every currency it may turn out to be in are asked along.
 """
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 
 from actions.errors import ActionError, QuickBooksFault
 from actions.steps.memory import TRUSTED, Memory, recall
@@ -23,6 +25,9 @@ MAX_NAME_TRIES = 20
 DISPLAY_NAME_LENGTH = 100  # QuickBooks allows 500; 100 keeps names readable on forms and in lists
 FACTS = ("currency", "name")  # what a remembered customer is written with: its currency, its display name
 REMEMBERED = "remembered from an earlier execution"
+# A billing run starts several executions of one new contact at once: within a process one of them creates its
+# customer while the others wait, then use it. Striped (a fixed number of locks): contacts are unbounded.
+CREATION_LOCKS = tuple(threading.Lock() for _ in range(256))
 
 
 @dataclass
@@ -32,6 +37,7 @@ class CustomerQuestions:
     party: Party
     remembered: dict | None = None  # the customer as remembered, written with unchecked
     remembered_id: str = ""  # a remembered customer to check in QuickBooks first
+    forgotten: tuple[str, str] | None = None  # (id, why): a remembered customer to forget, matched again instead
     check: Question | None = None
     matches: Question | None = None
     names: Question | None = None
@@ -39,23 +45,24 @@ class CustomerQuestions:
 
 
 def ask_customer(ctx, party: Party, questions: Questions, memory: Memory = TRUSTED) -> CustomerQuestions:
-    """Use the remembered customer when memory allows; otherwise ask who matches (and which names are taken)."""
+    """Use the remembered customer when memory allows; otherwise ask who matches (and which names are taken).
+
+    It only asks (resolve_customer forgets what memory no longer holds), so it may ask for a party in a currency
+    the document turns out not to be in."""
     asked = CustomerQuestions(party)
     recalled = recall(ctx, party.kind, party.mapping_key, FACTS) if party.record.id else None
     if recalled and memory.forgets("customer"):
-        forget_customer(ctx, party, recalled[0], f"QuickBooks refused it: {memory.refused.describe()}")
+        asked.forgotten = (recalled[0], f"QuickBooks refused it: {memory.refused.describe()}")
         recalled = None
     if recalled:
         customer_id, facts = recalled
         if facts is not None and memory.trusts("customer"):
-            remembered = {"Id": customer_id, "DisplayName": facts["name"], "Active": True}
-            if facts["currency"]:
-                remembered["CurrencyRef"] = {"value": facts["currency"]}
+            remembered = remembered_customer(customer_id, facts)
             if in_currency(remembered, party):
                 asked.remembered = remembered
                 return asked
             # Remembered in another currency than the document's: never reused silently; match again.
-            forget_customer(ctx, party, customer_id, f"it is in {facts['currency']}, the document in {party.currency}")
+            asked.forgotten = (customer_id, f"it is in {facts['currency']}, the document in {party.currency}")
         else:
             # Remembered without its facts, or perhaps the reference QuickBooks just refused: is it still active?
             asked.remembered_id = customer_id
@@ -67,9 +74,28 @@ def ask_customer(ctx, party: Party, questions: Questions, memory: Memory = TRUST
     return asked
 
 
+def remembered_customer(customer_id: str, facts: dict) -> dict:
+    """The customer as the warm path writes with it: its id, display name and currency, as remembered."""
+    remembered = {"Id": customer_id, "DisplayName": facts["name"], "Active": True}
+    if facts["currency"]:
+        remembered["CurrencyRef"] = {"value": facts["currency"]}
+    return remembered
+
+
+def foresee_customer(
+    ctx, party: Party, possible: list[tuple[str, str]], questions: Questions, memory: Memory = TRUSTED
+) -> None:
+    """Before the document's currency is decided, ask along what ask_customer will ask for the party in each
+    (document currency, home currency) it may turn out to be in: asked again then, it needs no request."""
+    for currency, home_currency in possible:
+        ask_customer(ctx, replace(party, currency=currency, home_currency=home_currency), questions, memory)
+
+
 def resolve_customer(ctx, asked: CustomerQuestions) -> dict:
     """The customer, once the questions were answered: remembered, chosen among the matches, or created."""
     party = asked.party
+    if asked.forgotten:
+        forget_customer(ctx, party, *asked.forgotten)
     customer, how = asked.remembered or checked_customer(ctx, asked), REMEMBERED
     if customer is None:
         if not asked.candidates[0]:
@@ -269,6 +295,28 @@ def describe_customer(customer: dict) -> str:
 
 
 def create_customer(ctx, party: Party, lookup: Lookup) -> dict:
+    """Create the party's customer, unless another execution of the same contact created it meanwhile."""
+    lock = CREATION_LOCKS[hash((ctx.books.realm_id, party.kind, party.mapping_key)) % len(CREATION_LOCKS)]
+    with lock:
+        created = created_meanwhile(ctx, party)
+        if created is not None:
+            return created
+        customer = create_named_customer(ctx, party, lookup)
+        if party.record.id:  # before the lock is let go: the executions waiting for it use this customer
+            ctx.mappings.remember(party.kind, party.mapping_key, str(customer["Id"]), customer_facts(customer, party))
+        return customer
+
+
+def created_meanwhile(ctx, party: Party) -> dict | None:
+    """The customer another execution of this process created for the party while this one was looking."""
+    recalled = recall(ctx, party.kind, party.mapping_key, FACTS) if party.record.id else None
+    if not recalled or recalled[1] is None:
+        return None
+    customer = remembered_customer(*recalled)
+    return customer if in_currency(customer, party) else None
+
+
+def create_named_customer(ctx, party: Party, lookup: Lookup) -> dict:
     body = customer_body(party)
     for display_name in free_display_names(ctx, party, lookup):
         try:
@@ -278,7 +326,15 @@ def create_customer(ctx, party: Party, lookup: Lookup) -> dict:
         except QuickBooksFault as fault:
             if fault.code != DUPLICATE_NAME:
                 raise
-            # Taken between our check and the write (another execution, or someone in QuickBooks).
+            # Taken between our check and the write: by this party's customer (an execution of the same contact
+            # in another process), or by someone else.
+            holder = party_holding(ctx, party, display_name)
+            if holder is not None:
+                ctx.journal.note(
+                    f"QuickBooks customer {describe_customer(holder)} for {party.describe()} was created "
+                    "meanwhile (by another execution of the same contact); using it."
+                )
+                return holder
             if refuses_conflicts(ctx):
                 raise ActionError(
                     "DUPLICATE_DISPLAY_NAME", display_name=display_name, contact=party.describe()
@@ -291,6 +347,15 @@ def create_customer(ctx, party: Party, lookup: Lookup) -> dict:
         ctx.journal.wrote("customer", "Customer", customer)
         return customer
     raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=lookup.candidates[0], contact=party.describe())
+
+
+def party_holding(ctx, party: Party, display_name: str) -> dict | None:
+    """The customer holding `display_name`, if it is this party's (an active match in the document's currency)."""
+    found = ctx.books.query(
+        f"SELECT * FROM Customer WHERE DisplayName = {literal(display_name)} AND Active IN (true, false)"
+    )
+    ours = [c for c in matching(ctx, party, found) if c.get("Active", True) and in_currency(c, party)]
+    return ours[0] if ours else None
 
 
 def customer_body(party: Party) -> dict:

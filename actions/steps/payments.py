@@ -139,9 +139,9 @@ def ask_money_movement(
 
 def money_movement(ctx, source: Source, *, account_input: str, memory: Memory = TRUSTED) -> MoneyMovement:
     """Account, payment method and reference shared by sales receipts, refund receipts and payments."""
-    questions = Questions()
+    questions = Questions(ctx.books)
     asked = ask_money_movement(ctx, source, questions, account_input=account_input, memory=memory)
-    questions.send(ctx)
+    questions.send()
     return moved(ctx, asked)
 
 

@@ -4,9 +4,10 @@ Read-only checks come first (currency, eligibility, products, tax codes, the act
 record leaves nothing behind in QuickBooks; then the writes: the customer, any missing products, and
 finally the document.
 
-The reads a document needs (who the customer is, which Items the lines are) travel in one QuickBooks request,
-and none at all when the customer and the products are remembered: the document is written with them as
-remembered, and resolved again only if QuickBooks refuses one as gone or inactive (actions/steps/memory.py).
+The reads a document needs (the company's preferences, who the customer is, which Items the lines are) travel in
+one QuickBooks request, and none at all when the customer and the products are remembered and the client keeps the
+preferences: the document is written with them as remembered, and resolved again only if QuickBooks refuses one
+as gone or inactive (actions/steps/memory.py).
 """
 
 from collections.abc import Callable
@@ -16,9 +17,9 @@ from decimal import Decimal
 
 from actions.context import ActionResult
 from actions.errors import ActionError, Refused
-from actions.steps.company import CompanyProfile, company_profile
-from actions.steps.currency import document_currency
-from actions.steps.customers import ask_customer, resolve_customer
+from actions.steps.company import CompanyProfile
+from actions.steps.currency import CurrencyQuestions, answered_currency, ask_currency
+from actions.steps.customers import ask_customer, foresee_customer, resolve_customer
 from actions.steps.documents import create_document, tracking_note
 from actions.steps.eligibility import check_contact_eligible, filter_properties
 from actions.steps.lines import LineTax, build_sales_lines, money, rounded_amounts
@@ -28,6 +29,7 @@ from actions.steps.products import ItemMatch, ItemQuestions, ask_items, create_m
 from actions.steps.query import Questions
 from actions.steps.source import AMOUNT_PROPERTIES, Party, Record, Source, as_date, load_party, load_source
 from actions.steps.taxes import (
+    ask_tax_tables,
     global_tax_calculation,
     hubspot_total_with_tax,
     note_total_difference,
@@ -85,24 +87,26 @@ class SalesDocument:
         return self.body
 
     def resolve(self, ctx, memory: Memory) -> None:
-        """The customer, the lines' Items and the payment method, from memory as far as `memory` allows (all
-        of them the first time; again, those a refusal may be about), into the body."""
-        source, party, preferences = self.source, self.party, self.company.preferences
-        questions = Questions()
-        lines = sales_lines(ctx, source, preferences, questions, memory) if self.needs("item", memory) else None
-        asked_customer = ask_customer(ctx, party, questions, memory) if self.needs("customer", memory) else None
+        """The company and the document's currency, then the customer, the lines' Items and the payment method,
+        from memory as far as `memory` allows (all of them the first time; again, those a refusal may be about),
+        into the body."""
+        source = self.source
+        questions = Questions(ctx.books)
+        asked_currency = ask_currency(ctx, source, questions)
+        lines = self.ask_lines(ctx, asked_currency, questions, memory)
+        resolving_customer = self.needs("customer", memory)
+        if resolving_customer:
+            foresee_customer(ctx, self.party, asked_currency.possible, questions, memory)
         asked_movement = None
         if self.money_account and self.needs("payment_method", memory):
             asked_movement = ask_money_movement(ctx, source, questions, account_input=self.money_account, memory=memory)
-        questions.send(ctx)  # one QuickBooks request, or none when everything is remembered
+        questions.send()  # one QuickBooks request, or none when everything is remembered and kept
+        self.company, currency = answered_currency(ctx, asked_currency)  # checked before anything is written
+        self.party = replace(self.party, currency=currency, home_currency=self.company.home_currency)
+        asked_customer = ask_customer(ctx, self.party, questions, memory) if resolving_customer else None
+        questions.send()  # foreseen above: answered without a request
         if lines is not None:
-            lines.match_answered(ctx)  # reads only: nothing is written for a record that fails here
-            lines.taxes = plan_taxes(ctx, self.company, lines.line_items, lines.match.matched)
-            lines.company = self.company
-            if self.number is None:
-                self.number = document_number(ctx, source, preferences)
-            if self.check:
-                self.check(lines)
+            self.check_lines(ctx, lines)
         if asked_customer is not None:
             self.customer = resolve_customer(ctx, asked_customer)
             self.customer_from_memory = asked_customer.remembered is not None
@@ -116,6 +120,28 @@ class SalesDocument:
             self.movement = moved(ctx, asked_movement)
             if self.money_on_document:
                 self.body |= self.movement.fields
+
+    def ask_lines(
+        self, ctx, asked_currency: CurrencyQuestions, questions: Questions, memory: Memory
+    ) -> "PendingLines | None":
+        """The lines to match (with the tax tables they may need), when their Items are to be resolved now."""
+        if not self.needs("item", memory):
+            return None
+        lines = sales_lines(ctx, self.source, questions, memory)
+        ask_tax_tables(asked_currency.company, questions)
+        return lines
+
+    def check_lines(self, ctx, lines: "PendingLines") -> None:
+        """Reads only, once the questions were answered: nothing is written for a record that fails here."""
+        preferences = self.company.preferences
+        lines.match_answered(ctx)
+        lines.service_dates = service_dates(ctx, self.source, preferences, lines.line_items)
+        lines.taxes = plan_taxes(ctx, self.company, lines.line_items, lines.match.matched)
+        lines.company = self.company
+        if self.number is None:
+            self.number = document_number(ctx, self.source, preferences)
+        if self.check:
+            self.check(lines)
 
     def needs(self, kind: str, memory: Memory) -> bool:
         """Resolve this kind of reference now: the first time, or again when a refusal may be about it."""
@@ -140,20 +166,17 @@ def prepare_sales_document(
     party = load_party(ctx, source, contact_properties=filter_properties(ctx.settings))
     if party.contact is not None:
         check_contact_eligible(ctx, party.contact)  # before QuickBooks is asked anything
-    company = company_profile(ctx)
-    currency = document_currency(ctx, company, source)
-    party = replace(party, currency=currency, home_currency=company.home_currency)
     document = SalesDocument(
         body={},
         customer={},
         source=source,
         party=party,
-        company=company,
         check=check,
         money_account=money_account,
         money_on_document=money_on_document,
     )
     document.resolve(ctx, TRUSTED)
+    company, party = document.company, document.party
     note_amount_mismatch(ctx, source, document.lines)
     body = {
         "CustomerRef": document.body["CustomerRef"],
@@ -166,8 +189,8 @@ def prepare_sales_document(
         body["DocNumber"] = document.number
     if source.date:
         body["TxnDate"] = source.date
-    if currency:
-        body["CurrencyRef"] = {"value": currency}
+    if party.currency:
+        body["CurrencyRef"] = {"value": party.currency}
     calculation = global_tax_calculation(ctx, company)
     if calculation:
         body["GlobalTaxCalculation"] = calculation
@@ -197,9 +220,9 @@ class PendingLines:
     """Lines to match to QuickBooks Items, with their taxes; missing products are created when the lines are built."""
 
     line_items: list[Record]
-    service_dates: dict[str, str]
     asked: ItemQuestions | None = None  # the queries matching the line items, until answered
     match: ItemMatch = field(default_factory=ItemMatch)
+    service_dates: dict[str, str] = field(default_factory=dict)  # once the company's preferences are known
     taxes: dict[str, LineTax] = field(default_factory=dict)
     company: CompanyProfile | None = None
 
@@ -222,20 +245,16 @@ class PendingLines:
         return build_sales_lines(self.line_items, items, service_dates=self.service_dates, taxes=self.taxes)
 
 
-def sales_lines(ctx, source: Source, preferences: dict, questions: Questions, memory: Memory = TRUSTED) -> PendingLines:
+def sales_lines(ctx, source: Source, questions: Questions, memory: Memory = TRUSTED) -> PendingLines:
     chosen_item = ctx.input("products", "line_items")
     if chosen_item != "line_items":
-        return single_item_line(ctx, source, chosen_item, preferences)
+        return single_item_line(ctx, source, chosen_item)
     if not source.line_items:
         raise ActionError("NO_LINE_ITEMS", object_label=source.label)
-    return PendingLines(
-        source.line_items,
-        service_dates(ctx, source, preferences),
-        asked=ask_items(ctx, source.line_items, questions, memory),
-    )
+    return PendingLines(source.line_items, asked=ask_items(ctx, source.line_items, questions, memory))
 
 
-def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> PendingLines:
+def single_item_line(ctx, source: Source, item_id: str) -> PendingLines:
     """`products` names one QuickBooks Item: one line for the record's whole amount."""
     item = ctx.books.read("Item", item_id) if item_id.isdigit() else None
     if not item or not item.get("Active", True):
@@ -257,22 +276,19 @@ def single_item_line(ctx, source: Source, item_id: str, preferences: dict) -> Pe
         },
     )
     match = ItemMatch(matched={line.id: item}, line_items=[line])
-    return PendingLines([line], service_dates(ctx, source, preferences, [line]), match=match)
+    return PendingLines([line], match=match)
 
 
 # -- service dates -----------------------------------------------------------------------------------------
 
 
-def service_dates(ctx, source: Source, preferences: dict, line_items: list[Record] | None = None) -> dict[str, str]:
+def service_dates(ctx, source: Source, preferences: dict, line_items: list[Record]) -> dict[str, str]:
     """Line id → ServiceDate when they apply: billing start date, else the record's date, else today."""
     mode = ctx.settings.get("service_dates", "auto")
     if mode == "never" or (mode == "auto" and not revenue_recognition_on(preferences)):
         return {}
     fallback = source.date or date.today().isoformat()
-    return {
-        line.id: as_date(line.get("hs_recurring_billing_start_date")) or fallback
-        for line in (line_items if line_items is not None else source.line_items)
-    }
+    return {line.id: as_date(line.get("hs_recurring_billing_start_date")) or fallback for line in line_items}
 
 
 def revenue_recognition_on(preferences: dict) -> bool:

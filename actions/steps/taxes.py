@@ -11,8 +11,9 @@ from decimal import Decimal
 
 from actions.errors import ActionError
 from actions.settings import rate_key, setting_on
-from actions.steps.company import CompanyProfile
+from actions.steps.company import CompanyProfile, CompanyQuestions
 from actions.steps.lines import LineTax, decimal_of, money, rounded_amounts
+from actions.steps.query import Questions
 from actions.steps.source import Record
 
 TAX_TABLES = [
@@ -26,6 +27,13 @@ def is_taxed(line: Record) -> bool:
     return bool(line.get("hs_tax_rate_group_id")) or any(
         decimal_of(line.get(name)) != 0 for name in ("hs_tax_rate", "hs_tax_amount")
     )
+
+
+def ask_tax_tables(company: CompanyQuestions, questions: Questions) -> None:
+    """Outside the US (or while the company's country is not known yet) the tax codes and rates travel with the
+    document's other reads, unless the client keeps them; plan_taxes then finds them kept."""
+    if company.may_be_outside_us():
+        questions.ask(TAX_TABLES, kept=True)
 
 
 def plan_taxes(ctx, company: CompanyProfile, line_items: list[Record], items: dict[str, dict]) -> dict[str, LineTax]:
@@ -49,7 +57,7 @@ def us_code(line: Record, item: dict) -> str:
 
 
 def tax_tables(ctx) -> tuple[dict[str, dict], dict[str, dict]]:
-    """The company's TaxCodes and TaxRates by id (one cached request)."""
+    """The company's TaxCodes and TaxRates by id (kept by the client; asked with the reads by ask_tax_tables)."""
     return by_id(*ctx.books.query_batch_cached(TAX_TABLES))
 
 

@@ -24,6 +24,7 @@ class VendorQuestions:
     chosen: str = ""  # the vendor chosen in the action: never looked up
     remembered: dict | None = None  # the vendor as remembered, written with unchecked
     remembered_id: str = ""  # a remembered vendor to check in QuickBooks first
+    forgotten: bool = False  # the remembered vendor is the one QuickBooks refused: forget it, look it up again
     check: Question | None = None
     names: Question | None = None  # the names tried, across customers, vendors and employees
 
@@ -31,14 +32,17 @@ class VendorQuestions:
 def ask_payments_vendor(
     ctx, questions: Questions, currency: str = "", home_currency: str = "", memory: Memory = TRUSTED
 ) -> VendorQuestions:
-    """The vendor an expense is paid to: chosen in the action, remembered, or looked up with the other reads."""
+    """The vendor an expense is paid to: chosen in the action, remembered, or looked up with the other reads.
+
+    It only asks (payments_vendor forgets), so it may ask for a vendor in a currency the fee turns out not to be in.
+    """
     wanted = VendorWanted(currency, home_currency)
     asked = VendorQuestions(wanted, chosen=ctx.input("vendor"))
     if asked.chosen:
         return asked
     recalled = recall(ctx, MAPPING[0], wanted.mapping_key, FACTS)
     if recalled and memory.forgets("vendor"):
-        ctx.mappings.forget(MAPPING[0], wanted.mapping_key)
+        asked.forgotten = True
         recalled = None
     if recalled:
         vendor_id, facts = recalled
@@ -53,11 +57,22 @@ def ask_payments_vendor(
     return asked
 
 
+def foresee_payments_vendor(
+    ctx, questions: Questions, possible: list[tuple[str, str]], memory: Memory = TRUSTED
+) -> None:
+    """Before the fee's currency is decided, ask along what ask_payments_vendor will ask in each (fee currency,
+    home currency) it may turn out to be in: asked again then, it needs no request."""
+    for currency, home_currency in possible:
+        ask_payments_vendor(ctx, questions, currency, home_currency, memory)
+
+
 def payments_vendor(ctx, asked: VendorQuestions) -> str:
     """The vendor's id; with several currencies, a vendor in the fee's currency (a vendor holds one)."""
     if asked.chosen:
         return asked.chosen
     wanted = asked.wanted
+    if asked.forgotten:
+        ctx.mappings.forget(MAPPING[0], wanted.mapping_key)
     found = asked.remembered or checked_vendor(ctx, asked) or find_or_create_vendor(ctx, asked)
     currency = (found.get("CurrencyRef") or {}).get("value") or wanted.home_currency
     ctx.mappings.remember(MAPPING[0], wanted.mapping_key, str(found["Id"]), {"currency": str(currency or "").upper()})

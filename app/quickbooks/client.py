@@ -16,6 +16,7 @@ from quickbooks import QuickBooks
 from quickbooks import exceptions as qb_exceptions
 
 from actions.errors import TRANSIENT_FAULT_CODES, QuickBooksAuthExpired, QuickBooksFault, TransientError
+from actions.steps.company import COMPANY_INFO, PREFERENCES
 from app.http import send
 
 # A company's settings and lists that rarely change (preferences, company info, tax codes, currencies) are
@@ -23,6 +24,7 @@ from app.http import send
 PREFERENCES_TTL = 300.0
 # QuickBooks takes at most 30 operations in one /batch.
 BATCH_CREATES = 30
+BATCH_QUERIES = 30  # QuickBooks answers 1040 to a /batch of more operations
 BATCH_NAMESPACE = uuid.UUID("7d6f0c1e-4b8a-4c55-9a51-3c2f1f0b9e21")  # batch request ids, from their writes' ids
 _company_cache: dict[tuple, tuple[float, object]] = {}
 _company_cache_lock = threading.Lock()
@@ -87,19 +89,39 @@ class BooksClient:
         return result.get("QueryResponse", {}).get(entity_of(select), [])
 
     def query_batch(self, selects: list[str]) -> list[list[dict]]:
-        """Several queries in one request (one /batch): answers in the order asked."""
-        if len(selects) == 1:
-            return [self.query(selects[0])]
-        body = {"BatchItemRequest": [{"bId": f"q{n}", "Query": select} for n, select in enumerate(selects)]}
-        result = self._call(lambda: self.qb.batch_operation(json.dumps(body)))
-        by_id = {item["bId"]: item for item in result.get("BatchItemResponse", [])}
-        answers = []
-        for n, select in enumerate(selects):
-            item = by_id.get(f"q{n}", {})
-            if "Fault" in item:
-                raise fault_from_batch(item["Fault"], entity_of(select))
-            answers.append(item.get("QueryResponse", {}).get(entity_of(select), []))
-        return answers
+        """Several queries in one request (one /batch): answers in the order asked. Queries other executions of
+        this process ask of the company at the same time join them (at most 30 in all; one asked twice goes once)."""
+        if self.coalescer is None or len(selects) > BATCH_QUERIES:
+            answers = self._ask_together([selects])[0]
+            if isinstance(answers, Exception):
+                raise answers
+            return answers
+        key = (self.qb.api_url_v3, self.realm_id, "read")
+        turn = (lambda: self.limiter.quickbooks_ahead(self.realm_id)) if self.limiter else None
+        return self.coalescer.call(key, selects, self._ask_together, BATCH_QUERIES, turn=turn, weight=len(selects))
+
+    def _ask_together(self, askers: list[list[str]]) -> list:
+        """One request for every asker's queries: per asker its answers, or the fault of its first refused query."""
+        distinct = list(dict.fromkeys(select for selects in askers for select in selects))
+        if len(distinct) == 1:
+            answers = {distinct[0]: self.query(distinct[0])}
+        else:
+            body = {"BatchItemRequest": [{"bId": f"q{n}", "Query": select} for n, select in enumerate(distinct)]}
+            result = self._call(lambda: self.qb.batch_operation(json.dumps(body)))
+            by_id = {item["bId"]: item for item in result.get("BatchItemResponse", [])}
+            answers = {select: self._query_answer(by_id.get(f"q{n}", {}), select) for n, select in enumerate(distinct)}
+        return [self._answers_for(selects, answers) for selects in askers]
+
+    @staticmethod
+    def _query_answer(item: dict, select: str):
+        if "Fault" in item:
+            return fault_from_batch(item["Fault"], entity_of(select))
+        return item.get("QueryResponse", {}).get(entity_of(select), [])
+
+    @staticmethod
+    def _answers_for(selects: list[str], answers: dict):
+        faults = [answers[select] for select in selects if isinstance(answers[select], Exception)]
+        return faults[0] if faults else [answers[select] for select in selects]
 
     def read(self, entity: str, entity_id: str) -> dict | None:
         try:
@@ -124,27 +146,45 @@ class BooksClient:
         return changes, str(result.get("time") or "")
 
     def preferences(self) -> dict:
-        url = f"{self.qb.api_url}/company/{self.realm_id}/preferences"
-        return self._cached(("preferences",), lambda: self._call(lambda: self.qb.get(url))["Preferences"])
+        """The company's preferences: kept as the answer to the query documents ask them by in their /batch."""
+        return self._kept_record(PREFERENCES, "preferences", "Preferences")
 
     def company_info(self) -> dict:
-        url = f"{self.qb.api_url}/company/{self.realm_id}/companyinfo/{self.realm_id}"
-        return self._cached(("companyinfo",), lambda: self._call(lambda: self.qb.get(url))["CompanyInfo"])
+        return self._kept_record(COMPANY_INFO, f"companyinfo/{self.realm_id}", "CompanyInfo")
 
     def query_batch_cached(self, selects: list[str]) -> list[list[dict]]:
         """query_batch for lists that rarely change (tax codes, currencies), kept like the preferences."""
-        return self._cached(("queries", *selects), lambda: self.query_batch(selects))
+        answers = self.kept_answers(selects)
+        if answers is None:
+            answers = self.query_batch(selects)
+            self.keep_answers(selects, answers)
+        return answers
 
-    def _cached(self, key: tuple, load):
-        key = (self.realm_id, *key)
+    def kept_answers(self, selects: list[str]) -> list[list[dict]] | None:
+        """The answers kept for these queries about the company's settings and rarely changing lists, or None
+        unless every one of them is kept (and younger than PREFERENCES_TTL)."""
+        now = time.monotonic()
         with _company_cache_lock:
-            cached = _company_cache.get(key)
-        if cached and time.monotonic() - cached[0] < PREFERENCES_TTL:
-            return cached[1]
-        value = load()
+            kept = [_company_cache.get((self.realm_id, select)) for select in selects]
+        if any(entry is None or now - entry[0] >= PREFERENCES_TTL for entry in kept):
+            return None
+        return [answer for _, answer in kept]
+
+    def keep_answers(self, selects: list[str], answers: list[list[dict]]) -> None:
+        """Keep these answers for the company's next documents, however they were asked (alone or in a /batch)."""
+        now = time.monotonic()
         with _company_cache_lock:
-            _company_cache[key] = (time.monotonic(), value)
-        return value
+            for select, answer in zip(selects, answers, strict=True):
+                _company_cache[(self.realm_id, select)] = (now, answer)
+
+    def _kept_record(self, select: str, path: str, entity: str) -> dict:
+        """A company-wide record (preferences, company info) read with GET, kept as its query's answer."""
+        answers = self.kept_answers([select])
+        if answers is None:
+            url = f"{self.qb.api_url}/company/{self.realm_id}/{path}"
+            answers = [[self._call(lambda: self.qb.get(url))[entity]]]
+            self.keep_answers([select], answers)
+        return answers[0][0]
 
     # -- writes ------------------------------------------------------------------------------------------
 
@@ -158,7 +198,10 @@ class BooksClient:
         if self.coalescer is None or before_batch is None:
             return self._create_one((entity, body, request_id))
         key = (self.qb.api_url_v3, self.realm_id, "create")
-        return self.coalescer.call(key, (entity, body, request_id), self._create_many, BATCH_CREATES, before_batch)
+        turn = (lambda: self.limiter.quickbooks_ahead(self.realm_id)) if self.limiter else None
+        return self.coalescer.call(
+            key, (entity, body, request_id), self._create_many, BATCH_CREATES, before_batch, turn=turn
+        )
 
     def _create_one(self, item) -> dict:
         entity, body, request_id = item

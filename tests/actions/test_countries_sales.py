@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
+from tests.actions.test_call_costs import described_quickbooks_calls
 from tests.scenarios import (
     PAYMENT_PROPERTIES,
     STANDARD_TAX,
@@ -641,3 +642,84 @@ def test_a_customer_in_another_currency_is_currency_mismatch_when_conflicts_fail
     assert [c["Id"] for c in books.all("Customer")] == [ann_in_home_currency["Id"]]
     for entity in ENTITIES.values():
         assert books.all(entity) == []
+
+
+# -- a company's first document: its preferences travel with its other reads -------------------------------------
+
+
+def first_invoice_calls(fake_quickbooks, books, make_record, run, lines, currency="") -> tuple[dict, list[str]]:
+    """Run one invoice with nothing kept for the company yet: the invoice, and the QuickBooks requests it made."""
+    record_id = make_record("create_invoice", "DEAL", lines, currency=currency)
+    fake_quickbooks.reset_requests()
+    document = document_of(books, "create_invoice", run("create_invoice", "DEAL", record_id))
+    return document, described_quickbooks_calls(fake_quickbooks)
+
+
+@pytest.mark.parametrize("country", ABROAD, indirect=True)
+def test_abroad_the_tax_tables_travel_with_the_preferences_and_are_kept(
+    app, portal, fake_quickbooks, books, make_record, run, country
+):
+    map_standard_tax_codes(app, books)
+    lines = [taxed_line(country), UNTAXED_LINE]
+
+    document, calls = first_invoice_calls(fake_quickbooks, books, make_record, run, lines)
+    [reads, *writes] = calls
+
+    assert tax_codes(document) == standard_codes(books)
+    assert writes == ["POST /customer", "POST /invoice"]
+    assert reads.startswith("POST /batch [Preferences, ") and "TaxCode, TaxRate" in reads
+    contact_id = portal.add("contacts", ANN)
+    record_id = make_record("create_invoice", "DEAL", lines, contact_id=contact_id)
+    fake_quickbooks.reset_requests()
+    document_of(books, "create_invoice", run("create_invoice", "DEAL", record_id))
+    assert quickbooks_calls(fake_quickbooks) == ["POST /batch", "POST /invoice"]  # only the new contact's lookup
+
+
+@pytest.mark.parametrize("country", COUNTRIES, indirect=True)
+def test_a_first_eur_document_asks_the_names_of_either_currency_at_once_then_takes_the_eur_ones(
+    app, fake_quickbooks, books, ann_in_home_currency, make_record, run, country
+):
+    map_standard_tax_codes(app, books)
+
+    document, calls = first_invoice_calls(
+        fake_quickbooks, books, make_record, run, [taxed_line(country), UNTAXED_LINE], currency="EUR"
+    )
+
+    # The home currency comes with the batch: "Ann Lee" (home) and "Ann Lee (EUR)" (foreign) were both asked.
+    assert [call.split(" [")[0] for call in calls] == ["POST /batch", "POST /customer", "POST /invoice"]
+    assert "Preferences, CompanyCurrency" in calls[0]
+    customer = books.get("Customer", document["CustomerRef"]["value"])
+    assert (customer["DisplayName"], customer["CurrencyRef"]["value"]) == ("Ann Lee (EUR)", "EUR")
+
+
+@pytest.mark.parametrize("country", COUNTRIES, indirect=True)
+def test_a_first_document_named_in_the_home_currency_takes_the_home_customer_in_one_request(
+    app, fake_quickbooks, books, ann_in_home_currency, make_record, run, country
+):
+    map_standard_tax_codes(app, books)
+    lines = [taxed_line(country), UNTAXED_LINE]
+
+    document, calls = first_invoice_calls(fake_quickbooks, books, make_record, run, lines, HOME_CURRENCY[country])
+
+    assert [call.split(" [")[0] for call in calls] == ["POST /batch", "POST /invoice"]
+    assert document["CustomerRef"]["value"] == ann_in_home_currency["Id"]
+
+
+@pytest.mark.parametrize("country", ["US", "GB"], indirect=True)
+def test_a_connection_without_its_country_asks_company_info_with_the_other_reads(
+    app, connection, fake_quickbooks, books, make_record, run, country
+):
+    from app.extensions import db
+    from app.storage.models import QuickBooksConnection
+
+    with app.app_context():
+        db.session.get(QuickBooksConnection, connection).country = ""  # connected before the country was stored
+        db.session.commit()
+    map_standard_tax_codes(app, books)
+
+    document, calls = first_invoice_calls(fake_quickbooks, books, make_record, run, [taxed_line(country), UNTAXED_LINE])
+
+    [reads, *writes] = calls
+    assert reads.startswith("POST /batch [CompanyInfo, Preferences, ") and "TaxCode, TaxRate" in reads
+    assert writes == ["POST /customer", "POST /invoice"]
+    assert tax_codes(document) == standard_codes(books)

@@ -4,9 +4,16 @@ Customer input modes, legacy and email matching, several matches, remembered map
 """
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 
+from actions.errors import QuickBooksFault
+from actions.steps.customers import Lookup, create_customer, display_name_candidates
+from actions.steps.source import Party, Record
 from app.extensions import db
 from app.storage.connections import MappingStore
 from tests.conftest import REALM_ID
@@ -520,6 +527,19 @@ def test_display_name_race_6240_takes_the_next_free_name(app, portal, fake_quick
     assert writes[0].query["requestid"] != writes[1].query["requestid"]
 
 
+def test_display_name_race_6240_by_the_same_contacts_customer_uses_it(app, portal, fake_quickbooks, books, invoice_for):
+    """Another process's execution of the same contact created its customer between our lookup and our write."""
+    deal = seed_deal(portal, fake_quickbooks)
+    fake_quickbooks.fail_next(
+        "POST /customer", status=400, code="6240", message="Duplicate Name Exists Error", commit=True
+    )
+
+    customer = billed(books, invoice_for(deal.deal_id))
+
+    assert [c["DisplayName"] for c in books.all("Customer")] == ["Ann Lee"] and customer["DisplayName"] == "Ann Lee"
+    assert len(fake_quickbooks.requests_to("POST", "/customer")) == 1
+
+
 def test_display_name_race_6240_with_fail_setting(app, portal, fake_quickbooks, books, invoice_for):
     configure(app, display_name_conflicts="fail")
     deal = seed_deal(portal, fake_quickbooks)
@@ -568,3 +588,57 @@ def test_every_contact_of_a_company_gets_a_customer(portal, fake_quickbooks, boo
     for deal in deals[1:]:
         assert billed(books, invoice_for(deal, customer="primary_company"))["Id"] == hubspots_customer["Id"]
     assert len(books.all("Customer")) == 3 and len(books.all("Invoice")) == 5
+
+
+class SlowBooks:
+    """A QuickBooks client whose customer creates take a while and refuse a display name already used (6240)."""
+
+    realm_id = REALM_ID
+
+    def __init__(self):
+        self.created, self.lock = [], threading.Lock()
+
+    def create(self, entity, body, *, request_id, before_batch=None):
+        time.sleep(0.2)
+        with self.lock:
+            if any(c["DisplayName"] == body["DisplayName"] for c in self.created):
+                raise QuickBooksFault(6240, "Duplicate Name Exists Error", "The name supplied already exists.")
+            self.created.append(body | {"Id": str(100 + len(self.created)), "Active": True})
+            return self.created[-1]
+
+    def query(self, select):
+        return []  # what another process's customer looks like to a query a moment before it commits
+
+
+class Remembered:
+    def __init__(self):
+        self.kept = {}
+
+    def recall(self, kind, key):
+        return self.kept.get((kind, key))
+
+    def remember(self, kind, key, quickbooks_id, facts=None):
+        self.kept[(kind, key)] = (quickbooks_id, dict(facts or {}))
+
+
+def test_executions_of_one_new_contact_at_once_create_one_customer():
+    """A billing run enrols several deals of a contact QuickBooks does not know yet, run by threads of one worker at
+    once: one creates the customer, the others use it (not a second customer under the next free name)."""
+    books, mappings = SlowBooks(), Remembered()
+    ctx = SimpleNamespace(
+        books=books,
+        mappings=mappings,
+        settings={},
+        journal=SimpleNamespace(note=lambda text: None, wrote=lambda *args: None),
+        request_id=lambda step: step,
+    )
+    contact = Record("501", {"firstname": "New", "lastname": "Buyer", "email": "new@acme.test"})
+    party = Party("contact", contact, contact)
+    lookup = Lookup(matches=[], taken=set(), candidates=list(display_name_candidates(party)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        customers = list(pool.map(lambda _: create_customer(ctx, party, lookup), range(4)))
+
+    assert [c["DisplayName"] for c in books.created] == ["New Buyer"]
+    assert {c["Id"] for c in customers} == {books.created[0]["Id"]}
+    assert mappings.recall("contact", "501")[0] == books.created[0]["Id"]

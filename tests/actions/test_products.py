@@ -411,8 +411,9 @@ def test_quickbooks_calls_cold_and_warm(portal, fake_quickbooks, books, invoice_
     warm = quickbooks_calls(fake_quickbooks)
 
     assert cold == [
-        "GET /preferences",  # then cached for the connection
-        "POST /batch",  # every read together: the line items (SKUs, names) and the customer (email, names)
+        # Every read together: the preferences (then kept for the company), the line items (SKUs, names) and the
+        # customer (email, names).
+        "POST /batch",
         "POST /customer",
         "POST /invoice",
     ]

@@ -97,17 +97,27 @@ def test_never_under_revenue_recognition_is_service_date_required(app, portal, f
     assert books.all("Invoice") == []
 
 
+def preferences_reads(fake_quickbooks) -> list[str]:
+    """The requests that read the company's preferences: alone, or in a /batch with a document's other reads."""
+    calls = quickbooks_calls(fake_quickbooks)
+    asked = [r for r in fake_quickbooks.requests if r.path.startswith("/v3/company/")]
+    return [call for call, r in zip(calls, asked, strict=True) if "from preferences" in f"{r.path} {r.body}".lower()]
+
+
 def test_preferences_are_read_once_per_connection_within_the_ttl(
     portal, fake_quickbooks, books, invoice_for, monkeypatch
 ):
     deal = dated_deal(portal, fake_quickbooks)
     invoice_of(books, invoice_for(deal.deal_id, callback_id="ap-62515-3003-1-1"))
     invoice_of(books, invoice_for(deal.deal_id, callback_id="ap-62515-3003-1-2"))
-    assert quickbooks_calls(fake_quickbooks).count("GET /preferences") == 1
+    assert preferences_reads(fake_quickbooks) == ["POST /batch"]  # with the first invoice's other reads
 
     monkeypatch.setattr(quickbooks_client, "PREFERENCES_TTL", 0.0)  # the TTL ran out
+    fake_quickbooks.reset_requests()
     invoice_of(books, invoice_for(deal.deal_id, callback_id="ap-62515-3003-1-3"))
-    assert quickbooks_calls(fake_quickbooks).count("GET /preferences") == 2
+    # Read again with the line items' lookup (lines without a HubSpot product are matched every time): one request.
+    assert quickbooks_calls(fake_quickbooks) == ["POST /batch", "POST /invoice"]
+    assert preferences_reads(fake_quickbooks) == ["POST /batch"]
 
 
 # -- document numbers --------------------------------------------------------------------------------------

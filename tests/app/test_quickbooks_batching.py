@@ -2,12 +2,19 @@
 written exactly once: when a batch's answer is lost, every execution finds its own document (by the tracking
 note) before writing again."""
 
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import select
 
+from actions.errors import QuickBooksFault
+from app.coalesce import Coalescer
 from app.extensions import db
+from app.quickbooks.client import BooksClient
 from app.storage.models import Execution
-from tests.conftest import REALM_ID, execution_body, wait_for
+from tests.conftest import REALM_ID, FixedTokens, execution_body, wait_for
 from tests.scenarios import DEFAULT_LINES, add_line_items, seed_products
 
 AT_ONCE = 4
@@ -87,3 +94,45 @@ def test_a_batch_whose_answer_is_lost_writes_nothing_twice(
     with app.app_context():
         notes = [n for e in db.session.scalars(select(Execution)) for n in e.notes or []]
     assert any("written by a batch whose answer was lost" in n for n in notes)
+
+
+def test_queries_of_executions_asking_at_once_share_one_batch(fake_quickbooks):
+    """Each execution's reads (its /batch of queries) join those of others asking the same company at the same
+    time: one request, a query asked by several sent once, each asker its own answers, a refusal only its own."""
+    seed_products(fake_quickbooks)
+    coalescer = Coalescer(window=0.3)
+    books = BooksClient(
+        realm_id=REALM_ID,
+        company_name="Sandbox Company",
+        tokens=FixedTokens(fake_quickbooks.issue_tokens(REALM_ID)["access_token"]),
+        api_base_url=fake_quickbooks.api_base,
+        timeout=5,
+        coalescer=coalescer,
+    )
+    books.query_batch(["select * from Preferences", "select * from Item"])  # the company is busy now
+    fake_quickbooks.reset_counters()
+    before = len(fake_quickbooks.requests)
+    asks = [
+        ["select * from Item where Name = 'Widget'", "select * from Preferences"],
+        ["select * from Item where Name = 'Gadget'", "select * from Preferences"],
+        ["select * from Item where Name = 'Widget'"],
+        ["select * from NoSuchThing"],
+    ]
+    barrier = threading.Barrier(len(asks))
+
+    def ask(selects):
+        barrier.wait()
+        try:
+            return books.query_batch(selects)
+        except QuickBooksFault as fault:
+            return fault
+
+    with ThreadPoolExecutor(max_workers=len(asks)) as pool:
+        widget_and_preferences, gadget_and_preferences, widget, refused = pool.map(ask, asks)
+
+    sent = fake_quickbooks.requests[before:]
+    assert [r.path.rsplit("/", 1)[-1] for r in sent] == ["batch"]
+    assert len(json.loads(sent[0].body)["BatchItemRequest"]) == 4  # Widget, Preferences, Gadget, NoSuchThing
+    assert [item["Name"] for item in widget_and_preferences[0]] == ["Widget"] and widget_and_preferences[1]
+    assert widget == widget_and_preferences[:1] and gadget_and_preferences[1] == widget_and_preferences[1]
+    assert isinstance(refused, QuickBooksFault)
