@@ -321,7 +321,10 @@ def create_named_customer(ctx, party: Party, lookup: Lookup) -> dict:
     for display_name in free_display_names(ctx, party, lookup):
         try:
             customer = ctx.books.create(
-                "Customer", body | {"DisplayName": display_name}, request_id=ctx.request_id(f"customer:{display_name}")
+                "Customer",
+                body | {"DisplayName": display_name},
+                request_id=ctx.request_id(f"customer:{display_name}"),
+                before_batch=may_go_in_batch(party),
             )
         except QuickBooksFault as fault:
             if fault.code != DUPLICATE_NAME:
@@ -347,6 +350,13 @@ def create_named_customer(ctx, party: Party, lookup: Lookup) -> dict:
         ctx.journal.wrote("customer", "Customer", customer)
         return customer
     raise ActionError("DUPLICATE_DISPLAY_NAME", display_name=lookup.candidates[0], contact=party.describe())
+
+
+def may_go_in_batch(party: Party):
+    """Customers created at once may share one /batch, which has no request id per write, only when a retry after
+    an unanswered batch finds the customer by its match (email, or company name) instead of creating another."""
+    findable = bool(party.name) if party.kind == "company" else party_uses_email(party)
+    return (lambda: None) if findable else None
 
 
 def party_holding(ctx, party: Party, display_name: str) -> dict | None:

@@ -30,6 +30,9 @@ WRITE_SCOPES = {
 
 _known: set[tuple[int, str]] = set()  # (portal, object type) whose properties exist
 _known_lock = threading.Lock()
+# One thread checks (and creates) a portal's properties while the others of the process wait for its answer: a
+# billing run's first write-backs all arrive at once, and each check costs HubSpot requests.
+_checking: dict[tuple[int, str], threading.Lock] = {}
 
 
 def property_definitions() -> list[dict]:
@@ -88,17 +91,23 @@ def status(kind: str, words: str) -> dict:
 
 def ensure_properties(crm, portal_id: int, object_type: str) -> None:
     """The group and every property on one object type, created when missing (HubSpotError when refused)."""
+    key = (portal_id, object_type)
     with _known_lock:
-        if (portal_id, object_type) in _known:
+        if key in _known:
             return
-    if crm.property_group(object_type, GROUP["name"]) is None:
-        crm.create_property_group(object_type, GROUP)
-    existing = crm.property_names(object_type)
-    missing = [p for p in property_definitions() if p["name"] not in existing]
-    if missing:
-        crm.create_properties(object_type, missing)
-    with _known_lock:
-        _known.add((portal_id, object_type))
+        checking = _checking.setdefault(key, threading.Lock())
+    with checking:
+        with _known_lock:
+            if key in _known:  # checked by another thread meanwhile
+                return
+        if crm.property_group(object_type, GROUP["name"]) is None:
+            crm.create_property_group(object_type, GROUP)
+        existing = crm.property_names(object_type)
+        missing = [p for p in property_definitions() if p["name"] not in existing]
+        if missing:
+            crm.create_properties(object_type, missing)
+        with _known_lock:
+            _known.add(key)
 
 
 def forget_known() -> None:

@@ -1,11 +1,14 @@
 """The documents on the HubSpot record: properties created once, written for each action, refused by scopes,
 retried like a callback, never delaying the callback, off by setting."""
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.hubspot.properties import property_definitions
+from app.hubspot.properties import ensure_properties, property_definitions
 from app.storage.models import Portal, QuickBooksDocument
 from tests.conftest import PORTAL_ID, execution_body
 from tests.scenarios import account_id, configure, seed_deal, seed_payment, seed_quote, stored_executions
@@ -168,3 +171,32 @@ def test_a_payment_enrolled_again_keeps_one_document_row(portal, fake_quickbooks
 
     assert again["quickbooks_document_id"] == first["quickbooks_document_id"]
     assert len(documents(app)) == 1
+
+
+def test_threads_writing_back_at_once_check_the_properties_once():
+    """A billing run's first write-backs arrive together: one thread checks (and creates) the properties, the
+    others wait for it instead of each asking HubSpot."""
+
+    class SlowCrm:
+        def __init__(self):
+            self.calls = []
+
+        def property_group(self, object_type, name):
+            self.calls.append("group")
+            time.sleep(0.2)
+            return None
+
+        def create_property_group(self, object_type, group):
+            self.calls.append("create group")
+
+        def property_names(self, object_type):
+            self.calls.append("names")
+            return set()
+
+        def create_properties(self, object_type, definitions):
+            self.calls.append("create properties")
+
+    crm = SlowCrm()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: ensure_properties(crm, PORTAL_ID, "deals"), range(8)))
+    assert crm.calls == ["group", "create group", "names", "create properties"]
