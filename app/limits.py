@@ -321,11 +321,13 @@ class Limiter:
         return self.turn_ahead(self.hubspot_requests, str(portal_id or ""))
 
     def quickbooks_ahead(self, realm_id: str):
-        """The request turn (not the /batch one) of this thread's next QuickBooks request, taken now."""
-        return self.turn_ahead(self.quickbooks_requests, realm_id)
+        """The turn of this thread's next QuickBooks request of this company, as a /batch, taken now. A /batch turn
+        is what runs out first at month-end (120 a minute); should the request go alone after all (its batch held
+        one call), the /batch token is left unused: the slice admits one less, never one more."""
+        return self.turn_ahead(self.quickbooks_requests, realm_id, self.quickbooks_batches)
 
     @contextmanager
-    def turn_ahead(self, policy: Policy, key: str):
+    def turn_ahead(self, policy: Policy, key: str, *also: Policy):
         """Take the turn of this thread's next request under `policy` now and hold it while the block runs; that
         request, sent within the block, uses it instead of waiting for another (its retries take their own).
 
@@ -334,13 +336,14 @@ class Limiter:
         if not self.enabled:
             yield
             return
-        with self.acquire(policy, key):
+        taken = {(each.name, key) for each in (policy, *also)}
+        with self.acquire(policy, key, *also):
             ahead = self._ahead()
-            ahead.add((policy.name, key))
+            ahead.update(taken)
             try:
                 yield
             finally:
-                ahead.discard((policy.name, key))
+                ahead.difference_update(taken)
 
     def _ahead(self) -> set:
         if not hasattr(self._local, "ahead"):

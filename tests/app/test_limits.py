@@ -313,18 +313,25 @@ def test_a_turn_taken_ahead_is_used_by_the_next_request_only():
     limiter = Limiter(store)
     requests_policy, batches_policy = limiter.quickbooks_requests, limiter.quickbooks_batches
     with limiter.quickbooks_ahead(REALM_ID):
-        assert len(store.buckets) == 1  # the request's token, taken before anything is sent
-        with limiter.acquire(requests_policy, REALM_ID, batches_policy):  # the request, a /batch: only its batch token
+        assert len(store.buckets) == 2  # the request's tokens (as a /batch), taken before anything is sent
+        with limiter.acquire(requests_policy, REALM_ID, batches_policy):  # the request, a /batch: nothing more
             pass
-        with limiter.acquire(requests_policy, REALM_ID):  # a retry takes a turn of its own
+        with limiter.acquire(requests_policy, REALM_ID, batches_policy):  # a retry takes a turn of its own
             pass
-    with limiter.acquire(requests_policy, REALM_ID):  # after the block nothing is left over
+    with limiter.quickbooks_ahead(REALM_ID):
+        with limiter.acquire(requests_policy, REALM_ID):  # the request went alone: its /batch token goes unused
+            pass
+    with limiter.acquire(requests_policy, REALM_ID, batches_policy):  # after the block nothing is left over
         pass
     assert [bucket.split(":")[0] for bucket in store.buckets] == [
         requests_policy.name,
         batches_policy.name,
         requests_policy.name,
+        batches_policy.name,
         requests_policy.name,
+        batches_policy.name,
+        requests_policy.name,
+        batches_policy.name,
     ]
 
 
