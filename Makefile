@@ -86,8 +86,8 @@ docker-lint: $(STAMP)
 # loopback fakes with real latencies and rate limits. Answer time at 10/50/200 concurrent against a bare Flask
 # endpoint, end to end, requests per document, mass enrollment, peak memory, py-spy profiles; writes
 # bench/results.md (each figure with its target, met or missed) and bench/*.png. Knobs: BENCH_QBO_LATENCY (0.3),
-# BENCH_HUBSPOT_LATENCY (0.08), BENCH_MASS (5000), BENCH_MASS_TIMEOUT (1800 s), BENCH_WORKERS (4),
-# BENCH_WORKER_THREADS (8), BENCH_WEB_WORKERS, BENCH_WEB_THREADS, BENCH_DATABASE_URL, BENCH_REDIS_URL,
+# BENCH_HUBSPOT_LATENCY (0.08), BENCH_MASS (5000), BENCH_MASS_TIMEOUT (1800 s), BENCH_WORKERS (2),
+# BENCH_WORKER_THREADS (128), BENCH_WEB_WORKERS, BENCH_WEB_THREADS, BENCH_DATABASE_URL, BENCH_REDIS_URL,
 # BENCH_BACKEND=sqlite, BENCH_PROFILE=0, BENCH_OUT (bench/), BENCH_QUICK=1 (a smoke run in under a minute).
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
