@@ -27,7 +27,8 @@ Then, unless BENCH_PROFILE=0, py-spy profiles of the web answer path and of a wo
 
 Knobs (environment): BENCH_QBO_LATENCY (0.3 s), BENCH_HUBSPOT_LATENCY (0.08 s), BENCH_MASS (5000),
 BENCH_MASS_CONCURRENCY (200), BENCH_MASS_TIMEOUT (1800 s), BENCH_CONTACTS (200), BENCH_WORKERS (2),
-BENCH_WORKER_THREADS (128: batching gathers the calls of one process's executions), BENCH_WEB_WORKERS (gunicorn.conf.py's default: 2 x CPUs + 1, at most 8),
+BENCH_WORKER_THREADS (128: batching gathers the calls of one process's executions),
+BENCH_WEB_WORKERS (gunicorn.conf.py's default: 2 x CPUs + 1, at most 8),
 BENCH_WEB_THREADS (4, as WEB_THREADS), BENCH_CONCURRENCY ("10,50,200"), BENCH_ANSWER_REQUESTS (per level; default
 max(1000, 10 x concurrency)), BENCH_WARM_RUNS (20), BENCH_COLD_RUNS (5), BENCH_BACKEND (sqlite | postgres: no
 probing), BENCH_PROFILE (1), BENCH_OUT (bench/), BENCH_QUICK=1 (a smoke run in seconds: tiny numbers, low

@@ -98,19 +98,31 @@ class BooksClient:
             return answers
         key = (self.qb.api_url_v3, self.realm_id, "read")
         turn = (lambda: self.limiter.quickbooks_ahead(self.realm_id)) if self.limiter else None
-        return self.coalescer.call(key, selects, self._ask_together, BATCH_QUERIES, turn=turn, weight=len(selects))
+        # Display-name checks go as one query per entity for the whole batch (NameChecks): room is kept for those.
+        weight = 1 + sum(1 for select in selects if not NAME_CHECK.fullmatch(select))
+        limit = BATCH_QUERIES - len(NAME_ENTITIES)
+        return self.coalescer.call(key, selects, self._ask_together, limit, turn=turn, weight=weight)
 
     def _ask_together(self, askers: list[list[str]]) -> list:
-        """One request for every asker's queries: per asker its answers, or the fault of its first refused query."""
+        """One request for every asker's queries: per asker its answers, or the fault of its first refused query.
+        Display-name checks of several askers go as one query per entity (see NameChecks)."""
         distinct = list(dict.fromkeys(select for selects in askers for select in selects))
-        if len(distinct) == 1:
-            answers = {distinct[0]: self.query(distinct[0])}
-        else:
-            body = {"BatchItemRequest": [{"bId": f"q{n}", "Query": select} for n, select in enumerate(distinct)]}
-            result = self._call(lambda: self.qb.batch_operation(json.dumps(body)))
-            by_id = {item["bId"]: item for item in result.get("BatchItemResponse", [])}
-            answers = {select: self._query_answer(by_id.get(f"q{n}", {}), select) for n, select in enumerate(distinct)}
+        checks = NameChecks(distinct)
+        sent = checks.queries()
+        if len(sent) == 1:
+            answers = {sent[0]: self.query(sent[0])}
+        else:  # one /batch; more only if long name lists made the checks outgrow it
+            answers = {}
+            for start in range(0, len(sent), BATCH_QUERIES):
+                answers |= self._batch_queries(sent[start : start + BATCH_QUERIES])
+        answers = checks.answers(answers)
         return [self._answers_for(selects, answers) for selects in askers]
+
+    def _batch_queries(self, selects: list[str]) -> dict:
+        body = {"BatchItemRequest": [{"bId": f"q{n}", "Query": select} for n, select in enumerate(selects)]}
+        result = self._call(lambda: self.qb.batch_operation(json.dumps(body)))
+        by_id = {item["bId"]: item for item in result.get("BatchItemResponse", [])}
+        return {select: self._query_answer(by_id.get(f"q{n}", {}), select) for n, select in enumerate(selects)}
 
     @staticmethod
     def _query_answer(item: dict, select: str):
@@ -263,6 +275,73 @@ class BooksClient:
             if fault.code in TRANSIENT_FAULT_CODES:
                 raise TransientError(f"QuickBooks fault {fault.code}: {fault.message[:120]}") from exc
             raise fault from exc
+
+
+# The display-name check an execution asks before it creates a customer (actions/steps/customers.py name_queries).
+NAME_CHECK = re.compile(
+    r"SELECT \* FROM (\w+) WHERE DisplayName IN \((.*)\) AND Active IN \(true, false\) MAXRESULTS 1000"
+)
+QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
+NAMES_PER_CHECK = 100  # QuickBooks sets no limit on IN lists we know of; kept modest
+NAME_ENTITIES = ("Customer", "Vendor", "Employee")  # display names are unique across the three
+
+
+class NameChecks:
+    """Several executions' display-name checks of one entity, asked as one query and answered to each.
+
+    At month-end every new contact checks its candidate names against customers, vendors and employees: three
+    queries each, which would fill a /batch (30 queries) with the checks of seven contacts. Asked together (the
+    names of all in one IN list per entity, a hundred at most), a /batch carries the reads of four times as many.
+    Each check is answered with the records holding one of its names (compared ignoring case, as names are
+    taken). A lone check is sent as asked."""
+
+    def __init__(self, selects: list[str]):
+        self.selects = selects
+        self.checks: dict[str, tuple[str, list[str]]] = {}  # select → (entity, its quoted names)
+        by_entity: dict[str, list[str]] = {}
+        for select in selects:
+            if (match := NAME_CHECK.fullmatch(select)) and (quoted := quoted_list(match.group(2))):
+                self.checks[select] = (match.group(1), quoted)
+                by_entity.setdefault(match.group(1), []).append(select)
+        self.checks = {select: check for select, check in self.checks.items() if len(by_entity[check[0]]) > 1}
+        self.merged: dict[str, list[str]] = {}  # entity → the queries asking its checks' names
+        for entity in dict.fromkeys(entity for entity, _ in self.checks.values()):
+            names = list(dict.fromkeys(n for e, quoted in self.checks.values() if e == entity for n in quoted))
+            self.merged[entity] = [
+                f"SELECT * FROM {entity} WHERE DisplayName IN ({', '.join(names[start : start + NAMES_PER_CHECK])})"
+                " AND Active IN (true, false) MAXRESULTS 1000"
+                for start in range(0, len(names), NAMES_PER_CHECK)
+            ]
+
+    def queries(self) -> list[str]:
+        sent = [select for select in self.selects if select not in self.checks]
+        return sent + [query for queries in self.merged.values() for query in queries]
+
+    def answers(self, sent: dict) -> dict:
+        """The answer to every select asked, from the answers to the queries sent."""
+        answers = {select: sent[select] for select in self.selects if select not in self.checks}
+        for select, (entity, quoted) in self.checks.items():
+            found = [sent[query] for query in self.merged[entity]]
+            refused = [answer for answer in found if isinstance(answer, Exception)]
+            names = {unquoted(name).casefold() for name in quoted}
+            holding = [record for records in found if isinstance(records, list) for record in records]
+            answers[select] = refused[0] if refused else [r for r in holding if display_name(r).casefold() in names]
+        return answers
+
+
+def quoted_list(text: str) -> list[str]:
+    """The quoted literals of an IN list as written ("'a', 'b'"), or [] when it is not only that."""
+    quoted = [match.group(0) for match in QUOTED.finditer(text)]
+    return quoted if quoted and ", ".join(quoted) == text else []
+
+
+def display_name(record: dict) -> str:
+    return str(record.get("DisplayName", ""))
+
+
+def unquoted(literal: str) -> str:
+    """The value of a quoted query literal (actions/steps/query.py `literal` made it)."""
+    return re.sub(r"\\(.)", r"\1", literal[1:-1])
 
 
 def entity_of(select: str) -> str:

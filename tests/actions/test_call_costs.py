@@ -83,7 +83,8 @@ NAMES = "Customer, Vendor, Employee"
 def sales_quickbooks(document: str, *, payment: bool = False, cold: bool) -> list[str]:
     if cold:
         if payment:  # the payment method's lookup joins the other reads
-            reads = f"Preferences, CompanyCurrency, Item, Item, Customer, {NAMES}, {NAMES}, PaymentMethod"
+            # The names in the home currency and in the payment's, checked together (one query per entity).
+            reads = f"Preferences, CompanyCurrency, Item, Item, Customer, PaymentMethod, {NAMES}"
         else:
             reads = f"Preferences, Item, Item, Customer, {NAMES}"
         return [f"POST /batch [{reads}]", "POST /customer", *document]
@@ -137,7 +138,7 @@ EXPECTED_CALLS = {
     ("create_expense", "COMMERCE_PAYMENT"): (
         [
             # The company's preferences (kept afterwards), the account paid from, the vendor's names.
-            f"POST /batch [Preferences, CompanyCurrency, Account, {NAMES}, {NAMES}]",
+            f"POST /batch [Preferences, CompanyCurrency, Account, {NAMES}]",
             "POST /vendor",
             "POST /purchase",
         ],

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from actions.errors import QuickBooksFault
+from actions.steps.customers import name_queries
 from app.coalesce import Coalescer
 from app.extensions import db
 from app.quickbooks.client import BooksClient
@@ -96,28 +97,22 @@ def test_a_batch_whose_answer_is_lost_writes_nothing_twice(
     assert any("written by a batch whose answer was lost" in n for n in notes)
 
 
-def test_queries_of_executions_asking_at_once_share_one_batch(fake_quickbooks):
-    """Each execution's reads (its /batch of queries) join those of others asking the same company at the same
-    time: one request, a query asked by several sent once, each asker its own answers, a refusal only its own."""
-    seed_products(fake_quickbooks)
-    coalescer = Coalescer(window=0.3)
+def busy_books(fake_quickbooks) -> BooksClient:
+    """A client of the test company whose reads were just asked (so the next ones wait for company)."""
     books = BooksClient(
         realm_id=REALM_ID,
         company_name="Sandbox Company",
         tokens=FixedTokens(fake_quickbooks.issue_tokens(REALM_ID)["access_token"]),
         api_base_url=fake_quickbooks.api_base,
         timeout=5,
-        coalescer=coalescer,
+        coalescer=Coalescer(window=0.3),
     )
-    books.query_batch(["select * from Preferences", "select * from Item"])  # the company is busy now
-    fake_quickbooks.reset_counters()
-    before = len(fake_quickbooks.requests)
-    asks = [
-        ["select * from Item where Name = 'Widget'", "select * from Preferences"],
-        ["select * from Item where Name = 'Gadget'", "select * from Preferences"],
-        ["select * from Item where Name = 'Widget'"],
-        ["select * from NoSuchThing"],
-    ]
+    books.query_batch(["select * from Preferences", "select * from Item"])
+    return books
+
+
+def at_once(books: BooksClient, asks: list[list[str]]) -> list:
+    """Each list of queries asked by its own thread, all at the same moment: the answers, or the fault."""
     barrier = threading.Barrier(len(asks))
 
     def ask(selects):
@@ -128,7 +123,22 @@ def test_queries_of_executions_asking_at_once_share_one_batch(fake_quickbooks):
             return fault
 
     with ThreadPoolExecutor(max_workers=len(asks)) as pool:
-        widget_and_preferences, gadget_and_preferences, widget, refused = pool.map(ask, asks)
+        return list(pool.map(ask, asks))
+
+
+def test_queries_of_executions_asking_at_once_share_one_batch(fake_quickbooks):
+    """Each execution's reads (its /batch of queries) join those of others asking the same company at the same
+    time: one request, a query asked by several sent once, each asker its own answers, a refusal only its own."""
+    seed_products(fake_quickbooks)
+    books = busy_books(fake_quickbooks)
+    before = len(fake_quickbooks.requests)
+    asks = [
+        ["select * from Item where Name = 'Widget'", "select * from Preferences"],
+        ["select * from Item where Name = 'Gadget'", "select * from Preferences"],
+        ["select * from Item where Name = 'Widget'"],
+        ["select * from NoSuchThing"],
+    ]
+    widget_and_preferences, gadget_and_preferences, widget, refused = at_once(books, asks)
 
     sent = fake_quickbooks.requests[before:]
     assert [r.path.rsplit("/", 1)[-1] for r in sent] == ["batch"]
@@ -136,3 +146,31 @@ def test_queries_of_executions_asking_at_once_share_one_batch(fake_quickbooks):
     assert [item["Name"] for item in widget_and_preferences[0]] == ["Widget"] and widget_and_preferences[1]
     assert widget == widget_and_preferences[:1] and gadget_and_preferences[1] == widget_and_preferences[1]
     assert isinstance(refused, QuickBooksFault)
+
+
+def test_display_name_checks_of_executions_at_once_go_as_one_query_per_entity(fake_quickbooks):
+    """New contacts each check their candidate names against customers, vendors and employees: asked together,
+    one query per entity for all of them, each answered with the records holding its own names."""
+    company = fake_quickbooks.company(REALM_ID)
+    company.add_customer(DisplayName="Ann Lee", PrimaryEmailAddr={"Address": "ann@acme.test"})
+    company.add_vendor(DisplayName="Bob O'Neil, Jr")
+    books = busy_books(fake_quickbooks)
+    before = len(fake_quickbooks.requests)
+    ann, bob, cy = (
+        name_queries(names) for names in (["Ann Lee", "Ann Lee (ann@acme.test)"], ["Bob O'Neil, Jr"], ["Cy"])
+    )
+    email = "SELECT * FROM Customer WHERE PrimaryEmailAddr = 'ann@acme.test' AND Active IN (true, false)"
+
+    answers = at_once(books, [[email, *ann], bob, cy])
+
+    sent = fake_quickbooks.requests[before:]
+    assert [r.path.rsplit("/", 1)[-1] for r in sent] == ["batch"]
+    queries = [item["Query"] for item in json.loads(sent[0].body)["BatchItemRequest"]]
+    assert len(queries) == 4 and email in queries  # the email query, and one check per entity for all three
+    literals = ("'Ann Lee'", "'Ann Lee (ann@acme.test)'", "'Bob O\\'Neil, Jr'", "'Cy'")  # in arrival order
+    assert all(literal in query for query in queries if query != email for literal in literals)
+    (by_email, *ann_checks), bob_checks, cy_checks = answers
+    assert [c["DisplayName"] for c in by_email] == ["Ann Lee"]
+    assert [[r["DisplayName"] for r in records] for records in ann_checks] == [["Ann Lee"], [], []]
+    assert [[r["DisplayName"] for r in records] for records in bob_checks] == [[], ["Bob O'Neil, Jr"], []]
+    assert cy_checks == [[], [], []]
