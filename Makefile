@@ -81,7 +81,7 @@ docker-lint: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_deployment_files.py
 
-# The benchmark (tests/bench.py), about an hour with the defaults: the server as deployed (gunicorn + queue workers, on
+# The benchmark (tests/bench.py), about ten minutes with the defaults: the server as deployed (gunicorn + queue workers, on
 # PostgreSQL + Redis when configured or reachable here, else SQLite + the embedded queue; it says which) against the
 # loopback fakes with real latencies and rate limits. Answer time at 10/50/200 concurrent against a bare Flask
 # endpoint, end to end, requests per document, mass enrollment, peak memory, py-spy profiles; writes

@@ -1,6 +1,7 @@
 """Records seeded in the fakes: a deal with a contact and line items, and matching QuickBooks products."""
 
 import json
+import threading
 from dataclasses import dataclass
 
 from tests.conftest import REALM_ID
@@ -187,3 +188,21 @@ def map_standard_tax_codes(app, books) -> dict:
     }
     configure(app, company=settings)
     return settings
+
+
+def deliver_at_once(signed_post, path: str, body: bytes, times: int) -> list[int]:
+    """The same signed delivery `times` times, all released at the same moment (HubSpot retrying while the first
+    is still being answered): the status codes."""
+    start = threading.Barrier(times)
+    statuses = []
+
+    def deliver():
+        start.wait()
+        statuses.append(signed_post(path, body).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses

@@ -1,7 +1,6 @@
 """The execution endpoint end to end (embedded queue in immediate mode): signed request → invoice → callback."""
 
 import json
-import threading
 
 import pytest
 from sqlalchemy import func, select, text
@@ -9,7 +8,7 @@ from sqlalchemy import func, select, text
 from app.extensions import db
 from app.storage.models import Execution, QuickBooksConnection
 from tests.conftest import PORTAL_ID, REALM_ID, execution_body
-from tests.scenarios import seed_deal
+from tests.scenarios import deliver_at_once, seed_deal
 
 PATH = "/hubspot/actions/create_invoice"
 
@@ -99,18 +98,8 @@ def test_repeated_delivery_creates_nothing_new_and_replays_the_outcome(
 
 def test_concurrent_deliveries_create_one_invoice(app, deal, fake_quickbooks, fake_hubspot, signed_post):
     body = json.dumps(execution_body(object_id=deal.deal_id)).encode()
-    statuses = []
 
-    def deliver():
-        statuses.append(signed_post(PATH, body).status_code)
-
-    threads = [threading.Thread(target=deliver) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert statuses == [200] * 6
+    assert deliver_at_once(signed_post, PATH, body, 6) == [200] * 6
     assert len(invoices(fake_quickbooks)) == 1
     assert len(fake_hubspot.completions) == 1
     assert len(executions(app)) == 1

@@ -7,7 +7,6 @@ duplicates record one execution; a connection that died in the pool costs a retr
 
 import json
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from app.storage import executions as execution_service
 from app.storage.connections import get_or_create_portal
 from app.storage.models import Execution, Portal, utcnow
 from tests.conftest import PORTAL_ID, TEST_DATABASE_URL, execution_body
+from tests.scenarios import deliver_at_once
 
 BOTH_BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 PATH = "/hubspot/actions/create_invoice"
@@ -200,20 +200,8 @@ def test_concurrent_duplicate_deliveries_record_one_execution_and_one_run(app, s
     monkeypatch.setattr(execution_service, "get_or_create_execution", get_or_create_execution)
     monkeypatch.setattr(queue, "enqueue_execution", enqueue_and_claim)
     body = json.dumps(execution_body(callback_id="ap-race")).encode()
-    start = threading.Barrier(8)
-    answers = []
 
-    def deliver_at_once():
-        start.wait()
-        answers.append(signed_post(PATH, body).status_code)
-
-    threads = [threading.Thread(target=deliver_at_once) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert answers == [200] * 8
+    assert deliver_at_once(signed_post, PATH, body, 8) == [200] * 8
     assert count_executions(app) == 1
     assert created.count(True) == 1
     assert runs.count(True) == 1
