@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 
 import sentry_sdk
@@ -308,33 +308,66 @@ def names(connections) -> str:
 # -- completing HubSpot's callback -----------------------------------------------------------------------
 
 
+# HubSpot completes at most this many callbacks in one request.
+CALLBACKS_PER_REQUEST = 100
+COMPLETION_ERRORS = (TransientError, HubSpotError, HubSpotAuthError, OSError)
+
+
 def complete_callback(execution_id: int) -> None:
+    """Complete this execution's callback, and with it those of the portal's other finished executions that wait
+    for theirs (month-end: one request for up to a hundred)."""
     with execution_log_context(execution_id), db.new_session() as session:
         if not execution_service.claim_for_callback(session, execution_id, lease=lease_duration()):
             return
-        with lease_keeper().holding(execution_id):  # renewed while HubSpot answers
-            execution = execution_service.get_execution(session, execution_id)
+        execution = execution_service.get_execution(session, execution_id)
+        companions = execution_service.claim_waiting_callbacks(
+            session,
+            portal_id=execution.portal_id,
+            besides=execution_id,
+            limit=CALLBACKS_PER_REQUEST - 1,
+            lease=lease_duration(),
+        )
+        with ExitStack() as holding:
+            for each in (execution_id, *companions):
+                holding.enter_context(lease_keeper().holding(each))  # renewed while HubSpot answers
+            executions = [execution, *execution_service.get_executions(session, companions)]
             session.commit()
-            complete_claimed(session, execution)
+            complete_claimed(session, executions)
 
 
-def complete_claimed(session, execution: Execution) -> None:
-    if execution.completed_at is not None:
-        keep_earlier_completion(session, execution)  # retried from the console after HubSpot settled it
-        return
-    if utcnow() >= execution.expires_at:
-        expire(session, execution)
+def complete_claimed(session, executions: list[Execution]) -> None:
+    waiting = [execution for execution in executions if not settled_without_hubspot(session, execution)]
+    if not waiting:
         return
     try:
-        crm = hubspot_client(get_portal(session, execution.portal_id), current_app.config)
-        crm.complete_callback(execution.callback_id, output_fields(execution))
-    except (TransientError, HubSpotError, HubSpotAuthError, OSError) as exc:
-        if already_completed(exc):
-            mark_completed(session, execution, note=already_completed_note(execution))
-            return
-        postpone_callback(session, execution, exc)
-        return
-    mark_completed(session, execution)
+        crm = hubspot_client(get_portal(session, waiting[0].portal_id), current_app.config)
+        refusals = crm.complete_callbacks([(e.callback_id, output_fields(e)) for e in waiting])
+    except COMPLETION_ERRORS as exc:
+        refusals = [exc] * len(waiting)
+    for execution, refusal in zip(waiting, refusals, strict=True):
+        settle_completion(session, execution, refusal)
+
+
+def settled_without_hubspot(session, execution: Execution) -> bool:
+    """Whether the completion is settled here: HubSpot took an earlier outcome, or it stopped waiting."""
+    if execution.completed_at is not None:
+        keep_earlier_completion(session, execution)  # retried from the console after HubSpot settled it
+        return True
+    if utcnow() >= execution.expires_at:
+        expire(session, execution)
+        return True
+    return False
+
+
+def settle_completion(session, execution: Execution, refusal: Exception | None) -> None:
+    if refusal is None:
+        mark_completed(session, execution)
+    elif already_completed(refusal):
+        mark_completed(session, execution, note=already_completed_note(execution))
+    else:
+        if not isinstance(refusal, COMPLETION_ERRORS):  # a bug of ours: loud, and the completion is tried again
+            log.error("execution %s: completing callback failed unexpectedly", execution.id, exc_info=refusal)
+        postpone_callback(session, execution, refusal)
 
 
 def already_completed(exc: Exception) -> bool:

@@ -201,6 +201,15 @@ class HubSpotClient:
         item = {"callbackId": callback_id, "outputFields": output_fields, "typedOutputs": {}}
         self._gathered(("complete",), item, self._complete_one, self._complete_many)
 
+    def complete_callbacks(self, completions: list[tuple[str, dict[str, str]]]) -> list[Exception | None]:
+        """Complete several callbacks in one batch request (at most BATCH_LIMIT): per callback None, or what HubSpot
+        refused it with. A request that fails as a whole (HubSpot down) raises."""
+        if len(completions) == 1:
+            self.complete_callback(*completions[0])
+            return [None]
+        items = [{"callbackId": callback, "outputFields": out, "typedOutputs": {}} for callback, out in completions]
+        return self._complete_many(items)
+
     def _complete_one(self, item: dict) -> None:
         body = {"outputFields": item["outputFields"], "typedOutputs": item["typedOutputs"]}
         self._callbacks_request(f"/{item['callbackId']}/complete", body)

@@ -95,6 +95,12 @@ def get_execution(session, execution_id: int) -> Execution | None:
     return session.get(Execution, execution_id, populate_existing=True)
 
 
+def get_executions(session, execution_ids: list[int]) -> list[Execution]:
+    if not execution_ids:
+        return []
+    return list(session.scalars(select(Execution).where(Execution.id.in_(execution_ids)).order_by(Execution.id)))
+
+
 def get_by_callback(session, *, portal_id: int, callback_id: str) -> Execution | None:
     query = select(Execution).where(Execution.portal_id == portal_id, Execution.callback_id == callback_id)
     return session.scalars(query).first()
@@ -190,6 +196,47 @@ def claim_for_callback(
     )
     session.commit()
     return result.rowcount == 1
+
+
+def claim_waiting_callbacks(
+    session, *, portal_id: int, besides: int, limit: int, owner: str | None = None, lease: timedelta = CALLBACK_LEASE
+) -> list[int]:
+    """Other finished executions of the portal whose callback completion is due, taken for the same attempt: at
+    month-end one request completes up to a hundred callbacks, and their own jobs then find them taken or done."""
+    now = utcnow()
+    free = or_(Execution.lease_until.is_(None), Execution.lease_until < now)
+    waiting = (
+        select(Execution.id)
+        .where(
+            Execution.portal_id == portal_id,
+            Execution.id != besides,
+            Execution.status == Execution.FINISHED,
+            Execution.completed_at.is_(None),
+            Execution.expires_at > now,
+            or_(Execution.next_run_at.is_(None), Execution.next_run_at <= now),
+            free,
+        )
+        .order_by(Execution.id)
+        .limit(limit)
+    )
+    ids = list(session.scalars(waiting))
+    if not ids:
+        session.commit()
+        return []
+    claimed = session.scalars(
+        update(Execution)
+        .where(Execution.id.in_(ids), Execution.status == Execution.FINISHED, free)  # not taken meanwhile
+        .values(
+            lease_until=now + lease,
+            lease_owner=owner or worker_identity(),
+            callback_attempts=Execution.callback_attempts + 1,
+            updated_at=now,
+        )
+        .returning(Execution.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(claimed)
 
 
 def renew_leases(session, execution_ids, *, owner: str | None = None, lease: timedelta = DEFAULT_LEASE) -> set[int]:

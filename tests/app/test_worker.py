@@ -139,3 +139,38 @@ def test_a_job_waiting_behind_a_backlog_is_queued_again_once_per_stale_period(
         assert worker.requeue_stale() == 1
         assert worker.requeue_stale() == 0  # the next minute's sweep: it was queued again a moment ago
     assert queued == [execution.id, execution.id]  # the delivery's job, and the sweep's one
+
+
+def test_one_completion_takes_along_the_portals_other_waiting_callbacks(
+    app, signed_post, portal, connection, fake_quickbooks, fake_hubspot
+):
+    """Month-end: finished executions wait for their callbacks; the first completion to run completes every one
+    of the portal's that is due in one request, and their own completions then find nothing left to do. One
+    leased by another worker, or waiting for a later retry, is left alone."""
+    fake_hubspot.fail_next("POST /automation/actions/callbacks", status=503, times=1000)
+    deal = seed_deal(portal, fake_quickbooks)
+    for n in range(5):  # the deal enrolled five times: five invoices, five callbacks
+        signed_post(PATH, execution_body(callback_id=f"ap-62515-7-{n}-0", object_id=deal.deal_id))
+    fake_hubspot._faults.clear()
+    with app.app_context():
+        first, *others, leased, later = db.session.scalars(select(Execution).order_by(Execution.id)).all()
+        assert {e.status for e in (first, *others, leased, later)} == {"finished"}
+        for execution in (first, *others, leased):
+            execution.next_run_at = None  # due now
+        later.next_run_at = utcnow() + timedelta(minutes=5)
+        db.session.commit()
+        assert execution_service.claim_for_callback(db.session, leased.id, owner="another-host:1:x")
+        before = len(fake_hubspot.requests_to("POST", "/callbacks"))
+
+        worker.complete_callback(first.id)
+        for execution in others:
+            worker.complete_callback(execution.id)  # their own jobs: already completed, nothing sent
+
+        sent = fake_hubspot.requests_to("POST", "/callbacks")[before:]
+        assert [r.path.rsplit("/", 1)[-1] for r in sent] == ["complete"]
+        assert len(sent[0].json["inputs"]) == 1 + len(others)
+        db.session.expire_all()
+        states = {e.id: e.status for e in db.session.scalars(select(Execution))}
+        assert [states[e.id] for e in (first, *others)] == ["completed"] * (1 + len(others))
+        assert (states[leased.id], states[later.id]) == ("finished", "finished")
+    assert set(fake_hubspot.completions_by_callback().values()) == {1}
