@@ -198,17 +198,26 @@ class HubSpotClient:
 
     def complete_callback(self, callback_id: str, output_fields: dict[str, str]) -> None:
         """Complete one callback; gathered with other executions' completions into one batch completion."""
-        item = {"callbackId": callback_id, "outputFields": output_fields, "typedOutputs": {}}
-        self._gathered(("complete",), item, self._complete_one, self._complete_many)
+        [refusal] = self.complete_callbacks([(callback_id, output_fields)])
+        if refusal is not None:
+            raise refusal
 
     def complete_callbacks(self, completions: list[tuple[str, dict[str, str]]]) -> list[Exception | None]:
-        """Complete several callbacks in one batch request (at most BATCH_LIMIT): per callback None, or what HubSpot
-        refused it with. A request that fails as a whole (HubSpot down) raises."""
-        if len(completions) == 1:
-            self.complete_callback(*completions[0])
+        """Complete several callbacks (at most BATCH_LIMIT), gathered with other executions' completions into one
+        batch request: per callback None, or what HubSpot refused it with. A request that fails as a whole (HubSpot
+        down) raises; so does a lone callback's refusal."""
+        group = tuple({"callbackId": c, "outputFields": out, "typedOutputs": {}} for c, out in completions)
+        return self._gathered(("complete",), group, self._complete_group, self._complete_groups, weight=len(group))
+
+    def _complete_group(self, group: tuple) -> list:
+        if len(group) == 1:
+            self._complete_one(group[0])
             return [None]
-        items = [{"callbackId": callback, "outputFields": out, "typedOutputs": {}} for callback, out in completions]
-        return self._complete_many(items)
+        return self._complete_many(list(group))
+
+    def _complete_groups(self, groups: list[tuple]) -> list[list]:
+        refusals = iter(self._complete_many([item for group in groups for item in group]))
+        return [[next(refusals) for _ in group] for group in groups]
 
     def _complete_one(self, item: dict) -> None:
         body = {"outputFields": item["outputFields"], "typedOutputs": item["typedOutputs"]}
@@ -236,9 +245,10 @@ class HubSpotClient:
 
     # -- gathering calls across executions --------------------------------------------------------------
 
-    def _gathered(self, key: tuple, item, one, many):
+    def _gathered(self, key: tuple, item, one, many, weight: int = 1):
         """`one(item)` when this process has no coalescer or nothing else to send with it, else `many(items)`
-        for every caller with the same key (answers in order; an exception instance is that caller's error)."""
+        for every caller with the same key (answers in order; an exception instance is that caller's error). An
+        item counts `weight` towards the batch's BATCH_LIMIT."""
         if self.coalescer is None:
             return one(item)
 
@@ -246,7 +256,9 @@ class HubSpotClient:
             return [one(items[0])] if len(items) == 1 else many(items)
 
         turn = (lambda: self.limiter.hubspot_ahead(self.portal_id)) if self.limiter else None
-        return self.coalescer.call((self.base_url, self.portal_id, *key), item, send, limit=BATCH_LIMIT, turn=turn)
+        return self.coalescer.call(
+            (self.base_url, self.portal_id, *key), item, send, limit=BATCH_LIMIT, turn=turn, weight=weight
+        )
 
     @staticmethod
     def _answer_of(function, item):
