@@ -49,6 +49,7 @@ class Coalescer:
         before_joining: Callable[[], None] | None = None,
         turn: Callable[[], AbstractContextManager] | None = None,
         weight: int = 1,
+        window: float | None = None,
     ) -> Any:
         """`send(items)` answers one value per item, in order (an Exception instance is raised to its caller).
 
@@ -59,7 +60,7 @@ class Coalescer:
         `turn()`, when given, takes the rate-limit turn of the request `send` is about to make (app/limits.py
         `turn_ahead`); the batch stays open while its leader waits for it. An item counts `weight` towards
         `limit` (an execution's several queries in one /batch of at most 30); one that does not fit starts the
-        next batch."""
+        next batch. `window` overrides the coalescer's for this call (a call nobody waits for may wait longer)."""
         if before_joining is not None:
             if not self._busy(key):
                 return self._alone(key, item, send)
@@ -74,7 +75,8 @@ class Coalescer:
                 batch = None
             leader = batch is None
             if leader:
-                batch = self._open[key] = _Batch(wait=self.window if busy else 0.0)
+                wait = self.window if window is None else window
+                batch = self._open[key] = _Batch(wait=wait if busy else 0.0)
             index = len(batch.items)
             batch.items.append(item)
             batch.weight += weight

@@ -162,8 +162,11 @@ class HubSpotClient:
         """Batch create; names that exist meanwhile come back as errors of a 207 and are fine."""
         self._properties_request("POST", object_type, "/batch/create", json={"inputs": properties})
 
-    def update_object(self, object_type: str, object_id: str, properties: dict[str, str]) -> dict:
-        """Change one record's properties; gathered with other executions' changes into one batch update."""
+    def update_object(
+        self, object_type: str, object_id: str, properties: dict[str, str], *, window: float | None = None
+    ) -> dict:
+        """Change one record's properties; gathered with other executions' changes into one batch update (waiting
+        up to `window` seconds for them while such changes are under way, when given)."""
 
         def one(item):
             path = self._objects_path(object_type) + f"/{item['id']}"
@@ -180,7 +183,7 @@ class HubSpotClient:
             return [updated.get(item["id"]) or self._answer_of(one, item) for item in items]
 
         item = {"id": str(object_id), "properties": properties}
-        return self._gathered(("update", object_type), item, one, many)
+        return self._gathered(("update", object_type), item, one, many, window=window)
 
     def _properties_request(self, method: str, object_type: str, tail: str, **kwargs):
         """Date-versioned Properties API, falling back to v3 where the account does not route it yet."""
@@ -245,7 +248,7 @@ class HubSpotClient:
 
     # -- gathering calls across executions --------------------------------------------------------------
 
-    def _gathered(self, key: tuple, item, one, many, weight: int = 1):
+    def _gathered(self, key: tuple, item, one, many, weight: int = 1, window: float | None = None):
         """`one(item)` when this process has no coalescer or nothing else to send with it, else `many(items)`
         for every caller with the same key (answers in order; an exception instance is that caller's error). An
         item counts `weight` towards the batch's BATCH_LIMIT."""
@@ -256,9 +259,8 @@ class HubSpotClient:
             return [one(items[0])] if len(items) == 1 else many(items)
 
         turn = (lambda: self.limiter.hubspot_ahead(self.portal_id)) if self.limiter else None
-        return self.coalescer.call(
-            (self.base_url, self.portal_id, *key), item, send, limit=BATCH_LIMIT, turn=turn, weight=weight
-        )
+        key = (self.base_url, self.portal_id, *key)
+        return self.coalescer.call(key, item, send, limit=BATCH_LIMIT, turn=turn, weight=weight, window=window)
 
     @staticmethod
     def _answer_of(function, item):

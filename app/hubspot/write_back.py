@@ -23,6 +23,10 @@ from app.storage.models import Execution, QuickBooksDocument, utcnow
 
 log = logging.getLogger(__name__)
 
+# Nobody waits for a write-back: while others are under way (month-end), one waits up to this long for company, so
+# a batch update carries up to a hundred records instead of the few that happen to coincide.
+GATHER_SECONDS = 1.0
+
 
 def write_back_document(document_id: int) -> None:
     with db.new_session() as session:
@@ -48,7 +52,7 @@ def write_back_document(document_id: int) -> None:
         try:
             crm = hubspot_client(portal, current_app.config)
             ensure_properties(crm, portal.id, object_type)
-            crm.update_object(object_type, document.object_id, record_values(document))
+            crm.update_object(object_type, document.object_id, record_values(document), window=GATHER_SECONDS)
         except (TransientError, OSError) as problem:
             postpone(session, document, str(problem))
             return

@@ -133,3 +133,22 @@ def test_no_turn_fails_every_caller_and_the_next_call_starts_afresh():
     with pytest.raises(TimeoutError):
         coalescer.call("k", 1, lambda items: items, turn=no_turn)
     assert coalescer.call("k", 2, lambda items: items) == 2
+
+
+def test_a_call_may_wait_longer_for_company_than_the_window():
+    """A write-back nobody waits for gathers for a second while others are under way; others keep the window."""
+    coalescer = Coalescer(window=0.01)
+    busy(coalescer, "k")
+    sent = []
+
+    def send(items):
+        sent.append(len(items))
+        return items
+
+    def late(n):
+        time.sleep(0.1 * n)  # 100 ms apart: too late for the 10 ms window, in time for a patient leader's 0.5 s
+        return coalescer.call("k", n, send, window=0.5)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert sorted(pool.map(late, range(3))) == [0, 1, 2]
+    assert sent == [3]
