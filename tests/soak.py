@@ -358,6 +358,9 @@ class Soak:
         completions = self.stack.hubspot.completions_by_callback()
         completed_outputs = {c.callback_id: c.output_fields for c in self.stack.hubspot.completions}
         counts = Counter()
+        enrollments: dict[str, list[Planned]] = {}  # a payment's first enrollment's callbackId → every enrollment
+        for planned in self.planned:
+            enrollments.setdefault((planned.same_as or planned).callback_id, []).append(planned)
         for planned in self.planned:
             execution = stored.get((planned.portal_id, planned.callback_id))
             if execution is None:
@@ -386,6 +389,16 @@ class Soak:
                     f"stored {execution.outcome}"
                 )
             written = documents.get(planned.callback_id, Counter())
+            if execution.outcome == "SUCCESS":
+                # A payment's document may carry a later enrollment's note: one that took over while the first was
+                # waiting to retry. Counted once, for the payment, at its first enrollment.
+                written = (
+                    Counter()
+                    if planned.same_as
+                    else sum(
+                        (documents.get(p.callback_id, Counter()) for p in enrollments[planned.callback_id]), Counter()
+                    )
+                )
             journal = Counter(  # the transactions it wrote (a customer or vendor it created is not one)
                 w.get("entity")
                 for w in (execution.quickbooks_writes or {}).values()
