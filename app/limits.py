@@ -329,7 +329,9 @@ class Limiter:
     @contextmanager
     def turn_ahead(self, policy: Policy, key: str, *also: Policy):
         """Take the turn of this thread's next request under `policy` now and hold it while the block runs; that
-        request, sent within the block, uses it instead of waiting for another (its retries take their own).
+        request, sent within the block, uses it instead of waiting for another. Its retries take tokens of their
+        own but no second slot: the thread's requests go one after another, on the slot the block holds (a
+        thread waiting for a second slot while holding one could leave none for anybody in an outage).
 
         Why: a batch's leader waits for its turn with the batch still open, so while the rate limit makes
         requests wait, every call that arrives meanwhile travels in the same request."""
@@ -338,17 +340,26 @@ class Limiter:
             return
         taken = {(each.name, key) for each in (policy, *also)}
         with self.acquire(policy, key, *also):
-            ahead = self._ahead()
+            ahead, holding = self._ahead(), self._holding()
             ahead.update(taken)
+            holding.update(taken)
             try:
                 yield
             finally:
                 ahead.difference_update(taken)
+                holding.difference_update(taken)
 
     def _ahead(self) -> set:
+        """(policy name, key) of turns this thread took ahead and its next request has not used yet."""
         if not hasattr(self._local, "ahead"):
             self._local.ahead = set()
         return self._local.ahead
+
+    def _holding(self) -> set:
+        """(policy name, key) whose in-flight slot a turn_ahead block of this thread holds."""
+        if not hasattr(self._local, "holding"):
+            self._local.holding = set()
+        return self._local.holding
 
     # -- the algorithm -----------------------------------------------------------------------------------
 
@@ -365,7 +376,7 @@ class Limiter:
         if not self.enabled:
             yield
             return
-        ahead = self._ahead()
+        ahead, holding = self._ahead(), self._holding()
         policies = tuple(each for each in (policy, *also) if (each.name, key) not in ahead)
         ahead.difference_update((each.name, key) for each in (policy, *also))  # used up by this request
         if not policies:
@@ -379,7 +390,7 @@ class Limiter:
             slots = []
             try:
                 for each in policies:
-                    if each.in_flight:
+                    if each.in_flight and (each.name, key) not in holding:
                         slot, slept = self._claim_slot(each, f"{each.name}:{key}", deadline)
                         slots.append(slot)
                         waited |= slept

@@ -498,3 +498,20 @@ def test_the_fakes_never_throttle_us_within_the_same_limits(fake_quickbooks, boo
     assert len(fake_quickbooks.requests_to("POST", "/batch")) == 16
     assert not fake_quickbooks.rate_limited, fake_quickbooks.rate_limited
     assert fake_quickbooks.peak_in_flight[REALM_ID] <= 2
+
+
+def test_a_retry_within_a_turn_taken_ahead_needs_no_second_slot():
+    """The turn's slot covers the thread's requests one after another: with every other slot taken (an outage,
+    leaders retrying at once), a retry still gets its token at once instead of waiting for a slot."""
+    limiter = Limiter(MemoryStore(), max_wait=0.3)
+    one_at_once = Policy("quickbooks-test", 1000, 1.0, in_flight=1)
+    with limiter.turn_ahead(one_at_once, REALM_ID):
+        with limiter.acquire(one_at_once, REALM_ID):  # the request, on the turn taken ahead
+            pass
+        started = time.monotonic()
+        with limiter.acquire(one_at_once, REALM_ID):  # its retry: the only slot is this thread's own
+            pass
+        assert time.monotonic() - started < 0.1
+    with pytest.raises(TransientError):  # outside the block, one at once still means one at once
+        with limiter.acquire(one_at_once, REALM_ID), limiter.acquire(one_at_once, REALM_ID):
+            pass
